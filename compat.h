@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vmmemctl - the differences between the kernels we build for, in one place.
+ *
+ * First target: Debian's 6.1. Newer kernels change the shrinker API (6.7)
+ * and account ballooned memory in /proc/meminfo (6.14).
+ */
+#ifndef VMMEMCTL_COMPAT_H
+#define VMMEMCTL_COMPAT_H
+
+#include <linux/mm.h>
+#include <linux/shrinker.h>
+#include <linux/version.h>
+#include <linux/vmstat.h>
+
+/*
+ * Shrinkers: registered from a caller-owned struct before 6.7, allocated by
+ * the kernel since. vmm_shrinker_create() hides the difference.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+static inline struct shrinker *
+vmm_shrinker_create(unsigned long (*count)(struct shrinker *,
+					   struct shrink_control *),
+		    unsigned long (*scan)(struct shrinker *,
+					  struct shrink_control *),
+		    int seeks)
+{
+	struct shrinker *s = shrinker_alloc(0, "vmmemctl");
+
+	if (!s)
+		return NULL;
+	s->count_objects = count;
+	s->scan_objects = scan;
+	s->seeks = seeks;
+	shrinker_register(s);
+	return s;
+}
+
+static inline void vmm_shrinker_destroy(struct shrinker *s)
+{
+	shrinker_free(s);
+}
+#else
+static struct shrinker vmm_shrinker_storage;
+
+static inline struct shrinker *
+vmm_shrinker_create(unsigned long (*count)(struct shrinker *,
+					   struct shrink_control *),
+		    unsigned long (*scan)(struct shrinker *,
+					  struct shrink_control *),
+		    int seeks)
+{
+	struct shrinker *s = &vmm_shrinker_storage;
+
+	s->count_objects = count;
+	s->scan_objects = scan;
+	s->seeks = seeks;
+	if (register_shrinker(s, "vmmemctl"))
+		return NULL;
+	return s;
+}
+
+static inline void vmm_shrinker_destroy(struct shrinker *s)
+{
+	unregister_shrinker(s);
+}
+#endif
+
+/*
+ * Kernel-wide accounting of ballooned memory: the balloon_inflate and
+ * balloon_deflate events of /proc/vmstat, and since 6.14 the "Balloon:"
+ * line of /proc/meminfo. @frames counts 4 KiB pages.
+ */
+static inline void vmm_account_inflate(long frames)
+{
+#ifdef CONFIG_MEMORY_BALLOON
+	count_vm_events(BALLOON_INFLATE, frames);
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
+			    frames);
+#endif
+}
+
+static inline void vmm_account_deflate(long frames)
+{
+#ifdef CONFIG_MEMORY_BALLOON
+	count_vm_events(BALLOON_DEFLATE, frames);
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
+			    -frames);
+#endif
+}
+
+#endif /* VMMEMCTL_COMPAT_H */
