@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Test harness: boot a TCG guest under QEMU, talk to its agent, host the balloon.
+
+    from rig import Rig, HostConfig
+    with Rig(name='inflate', driver='vmmemctl', mem_mb=512, host=HostConfig(target=0)) as r:
+        r.load(params='rate_max=4096')
+        r.host.set_target(4096)
+        r.wait_for(lambda: r.stats().get('current') == 4096, timeout=120, what='balloon at 4096')
+
+Artifacts land in tests/out/<name>/: console.log, qemu.log, rig.log, transcript.txt,
+summary.json, dmesg.txt.
+"""
+
+import base64
+import gzip
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from vmhost import (VmHost, HostConfig, GdbError, CAPS_DEFAULT, CAP_BASIC,  # noqa: E402,F401
+                    CAP_BATCHED, CAP_2M, CAP_DOORBELL, CAP_64BIT_TARGET)
+
+REPO = os.path.dirname(os.path.dirname(HERE))
+CACHE = os.path.join(REPO, '.cache')
+OUT = os.path.join(REPO, 'tests', 'out')
+
+PROBLEM_RE = re.compile(
+    r'WARNING:|BUG:|Oops|Call Trace|sleeping function called|soft lockup|general protection'
+    r'|Kernel panic|UBSAN|kfence|blocked for more than|hard LOCKUP|rcu_.*stall|self-detected stall')
+
+
+class RigError(Exception):
+    pass
+
+
+def kver():
+    try:
+        with open(os.path.join(CACHE, 'kver')) as f:
+            return f.read().strip()
+    except OSError:
+        raise RigError('no .cache/kver: run `bash tests/setup.sh` first')
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def newc_archive(files):
+    """files: [(path_in_archive, bytes or None for a directory)] -> cpio newc bytes."""
+    out = bytearray()
+    ino = 0x7000
+
+    def entry(name, mode, data):
+        nonlocal ino
+        ino += 1
+        nb = name.encode() + b'\0'
+        hdr = '070701' + ''.join('%08x' % v for v in (
+            ino, mode, 0, 0, 2 if mode & 0o040000 else 1, 0, len(data), 0, 0, 0, 0, len(nb), 0))
+        out.extend(hdr.encode() + nb)
+        out.extend(b'\0' * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b'\0' * (-len(out) % 4))
+
+    for name, data in files:
+        if data is None:
+            entry(name, 0o040755, b'')
+        else:
+            entry(name, 0o100644, data)
+    entry('TRAILER!!!', 0, b'')
+    out.extend(b'\0' * (-len(out) % 512))
+    return bytes(out)
+
+
+def to_int(v):
+    """int for decimal or 0x-hex strings, else None."""
+    v = v.strip()
+    if re.fullmatch(r'[-+]?\d+', v):
+        return int(v, 10)
+    if re.fullmatch(r'[-+]?0[xX][0-9a-fA-F]+', v):
+        return int(v, 16)
+    return None
+
+
+def parse_kv(text):
+    """'key: value' lines -> dict (split on the first ':'); int values when they parse."""
+    d = {}
+    for line in text.splitlines():
+        if ':' not in line:
+            continue
+        k, v = line.split(':', 1)
+        k = k.strip()
+        if not k:
+            continue
+        iv = to_int(v)
+        d[k] = iv if iv is not None else v.strip()
+    return d
+
+
+class Rig:
+    """One guest boot. Use as a context manager."""
+
+    def __init__(self, name, driver='vmmemctl', mem_mb=512, host=None, vmware=True, smp=1,
+                 append='', timeout=600, ko=None, boot_timeout=90, quiet=False, qemu_args=()):
+        if not re.fullmatch(r'[A-Za-z0-9_.-]+', name):
+            raise RigError('bad rig name %r' % name)
+        self.name = name
+        self.driver = driver
+        self.mem_mb = mem_mb
+        self.config = host if host is not None else HostConfig()
+        self.vmware = vmware
+        self.smp = smp
+        self.append = append
+        self.timeout = timeout
+        self.boot_timeout = boot_timeout
+        self.quiet = quiet
+        self.qemu_args = list(qemu_args)
+        self.kver = kver()
+        self.out_dir = os.path.join(OUT, name)
+        self.ko = ko
+        self.proc = None
+        self.host = None
+        self.tmp = None
+        self.agent = None
+        self.abuf = bytearray()
+        self._seq = 0
+        self._agent_lock = threading.Lock()
+        self._watchdog = None
+        self._killed_by_watchdog = False
+        self.t0 = time.monotonic()
+        self.loaded = None       # module name currently loaded (ours)
+        self.last_stats = None
+        self.boot_seconds = None
+        self._logf = None
+
+    # ------------------------------------------------------------------ logging
+    def log(self, msg):
+        line = '[%s +%6.1fs] %s' % (self.name, time.monotonic() - self.t0, msg)
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
+        if self._logf:
+            self._logf.write(line + '\n')
+            self._logf.flush()
+
+    def elapsed(self):
+        return time.monotonic() - self.t0
+
+    # ------------------------------------------------------------------ modules
+    def _module_files(self):
+        mods = {}
+        for m in ('vmw_balloon', 'vmw_vmci'):
+            p = os.path.join(CACHE, 'modules', m + '.ko')
+            if os.path.exists(p):
+                mods[m] = p
+        if self.driver == 'vmmemctl' or self.ko:
+            p = self.ko or os.path.join(REPO, 'vmmemctl.ko')
+            if not os.path.exists(p):
+                self.log('vmmemctl.ko missing: make -C %s KDIR=/usr/src/linux-headers-%s' % (REPO, self.kver))
+                r = subprocess.run(['make', '-C', REPO, 'KDIR=/usr/src/linux-headers-%s' % self.kver],
+                                   capture_output=True, text=True, timeout=600)
+                if r.returncode != 0 or not os.path.exists(p):
+                    raise RigError('building vmmemctl.ko failed:\n%s%s' % (r.stdout[-3000:], r.stderr[-3000:]))
+            mods[os.path.basename(p)[:-3]] = p
+        if self.driver not in mods:
+            raise RigError('driver %s: no module file (have %s)' % (self.driver, sorted(mods)))
+        return mods
+
+    def ko_path(self, driver=None):
+        return self.modules[driver or self.driver]
+
+    # ------------------------------------------------------------------ boot
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, et, ev, tb):
+        self.stop(clean=et is None)
+        return False
+
+    def start(self):
+        base = os.path.join(CACHE, 'initramfs.cpio.gz')
+        vmlinuz = os.path.join(CACHE, 'vmlinuz')
+        for p in (base, vmlinuz):
+            if not os.path.exists(p):
+                raise RigError('%s missing: run `bash tests/setup.sh`' % p)
+        if os.path.isdir(self.out_dir):
+            shutil.rmtree(self.out_dir)
+        os.makedirs(self.out_dir)
+        self._logf = open(os.path.join(self.out_dir, 'rig.log'), 'w')
+        self.tmp = tempfile.mkdtemp(prefix='vmmemctl-rig-')
+        self.modules = self._module_files()
+        files = [('modules', None)]
+        for m, p in sorted(self.modules.items()):
+            with open(p, 'rb') as f:
+                files.append(('modules/%s.ko' % m, f.read()))
+        with open(base, 'rb') as f:
+            initrd = bytearray(f.read())
+        initrd.extend(b'\0' * (-len(initrd) % 4))
+        initrd.extend(newc_archive(files))
+        initrd_path = os.path.join(self.tmp, 'initrd.img')
+        with open(initrd_path, 'wb') as f:
+            f.write(initrd)
+
+        self.console_path = os.path.join(self.out_dir, 'console.log')
+        sock_path = os.path.join(self.tmp, 'agent.sock')
+        self.host = VmHost(self.config, mem_mb=self.mem_mb,
+                           transcript_path=os.path.join(self.out_dir, 'transcript.txt'), log=self.log)
+        append = 'console=ttyS0 nokaslr panic=-1 loglevel=4 rig.scenario=%s %s' % (self.name, self.append)
+        for attempt in range(3):
+            port = free_port()
+            cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,-hypervisor',
+                   '-m', str(self.mem_mb), '-smp', str(self.smp), '-nodefaults', '-display', 'none',
+                   '-no-reboot', '-kernel', vmlinuz, '-initrd', initrd_path, '-append', append.strip(),
+                   '-serial', 'file:' + self.console_path,
+                   '-chardev', 'socket,id=agent,path=%s,server=on,wait=off' % sock_path,
+                   '-serial', 'chardev:agent',
+                   '-S', '-gdb', 'tcp:127.0.0.1:%d' % port]
+            if self.vmware:
+                cmd[5:5] = ['-machine', 'pc,vmport=on',
+                            '-smbios', 'type=1,manufacturer=VMware,serial=VMware-1']
+            else:
+                cmd[5:5] = ['-machine', 'pc']
+            cmd += self.qemu_args
+            self.qemu_cmd = cmd
+            self._qlog = open(os.path.join(self.out_dir, 'qemu.log'), 'w')
+            self._qlog.write(' '.join(cmd) + '\n')
+            self._qlog.flush()
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._qlog,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.log('qemu pid %d, gdb port %d, %d MiB, smp %d%s' % (
+                self.proc.pid, port, self.mem_mb, self.smp, '' if self.vmware else ', not VMware'))
+            # the agent socket appears once QEMU is up
+            deadline = time.monotonic() + 20
+            while not os.path.exists(sock_path) and self.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.proc.poll() is not None:
+                self._qlog.close()
+                txt = open(os.path.join(self.out_dir, 'qemu.log')).read()
+                if 'Address already in use' in txt or 'Failed to bind' in txt:
+                    self.log('gdb port busy, retrying')
+                    continue
+                raise RigError('qemu exited at start: %s' % txt[-2000:])
+            break
+        else:
+            raise RigError('could not start qemu')
+        self._watchdog = threading.Timer(self.timeout, self._watchdog_fire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+        self.agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.agent.connect(sock_path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RigError('cannot connect the agent socket')
+                time.sleep(0.02)
+        self.host.connect(port)   # lets the guest run
+        t = time.monotonic()
+        self._wait_line(lambda l: l == '@@READY', time.monotonic() + self.boot_timeout, 'agent ready')
+        self.boot_seconds = time.monotonic() - t
+        self.log('guest agent ready after %.1fs' % self.boot_seconds)
+
+    def _watchdog_fire(self):
+        self._killed_by_watchdog = True
+        self.log('WATCHDOG: run exceeded %ds, killing qemu' % self.timeout)
+        self._kill_qemu()
+
+    def _kill_qemu(self):
+        p = self.proc
+        if p and p.poll() is None:
+            try:
+                p.terminate()
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            except OSError:
+                pass
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, clean=True):
+        """Collect artifacts, power off (or kill) the guest, clean up."""
+        try:
+            if self.alive() and self.agent:
+                try:
+                    with open(os.path.join(self.out_dir, 'dmesg.txt'), 'w') as f:
+                        f.write(self.dmesg(timeout=20))
+                except Exception as e:
+                    self.log('dmesg at exit failed: %s' % e)
+                if self.host and not self.host.dead:
+                    try:
+                        self.host.final_check(timeout=30)
+                    except Exception as e:
+                        self.log('final_check failed: %s' % e)
+                try:
+                    self._send_agent('poweroff', '', 5)
+                except Exception:
+                    pass
+                if self.proc:
+                    try:
+                        self.proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        self.log('guest did not power off, killing qemu')
+        finally:
+            self._kill_qemu()
+            if self._watchdog:
+                self._watchdog.cancel()
+            if self.host:
+                self.host.close()
+                try:
+                    self.host.write_summary(os.path.join(self.out_dir, 'summary.json'))
+                except Exception as e:
+                    self.log('summary failed: %s' % e)
+            if self.agent:
+                self.agent.close()
+                self.agent = None
+            if self.tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+            if getattr(self, '_qlog', None):
+                self._qlog.close()
+            if self._killed_by_watchdog:
+                self.log('run was killed by the watchdog')
+            if self._logf:
+                self._logf.close()
+                self._logf = None
+
+    # ------------------------------------------------------------------ agent
+    def _readline(self, deadline):
+        while True:
+            i = self.abuf.find(b'\n')
+            if i >= 0:
+                line = bytes(self.abuf[:i]).decode(errors='replace').rstrip('\r')
+                del self.abuf[:i + 1]
+                return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.agent], [], [], min(left, 1.0))
+            if r:
+                data = self.agent.recv(65536)
+                if not data:
+                    raise RigError('agent connection closed (guest died?)')
+                self.abuf += data
+            elif not self.alive():
+                raise RigError('qemu exited (rc %s)%s' % (
+                    self.proc.returncode, ' (watchdog)' if self._killed_by_watchdog else ''))
+
+    def _wait_line(self, pred, deadline, what):
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                raise RigError('timeout waiting for %s; console tail:\n%s' % (what, self.console()[-3000:]))
+            if pred(line):
+                return line
+
+    def _send_agent(self, cid, script, timeout):
+        b64 = base64.b64encode(script.encode()).decode()
+        self.agent.sendall(('%s %d %s\n' % (cid, int(timeout), b64)).encode())
+
+    def sh(self, script, timeout=60, check=False):
+        """Run a shell script in the guest. Returns (rc, stdout+stderr)."""
+        with self._agent_lock:
+            if not self.agent:
+                raise RigError('no agent')
+            self._seq += 1
+            cid = 'c%d' % self._seq
+            self._send_agent(cid, script, timeout)
+            # the guest may be much slower than wall time while the gdbstub holds it
+            deadline = time.monotonic() + timeout + 30
+            self._wait_line(lambda l: l == '@@BEGIN ' + cid, deadline, 'reply to %r' % script[:60])
+            chunks = []
+            while True:
+                line = self._readline(deadline)
+                if line is None:
+                    raise RigError('timeout in reply to %r' % script[:60])
+                if line.startswith('@@END ' + cid + ' '):
+                    rc = int(line.split()[2])
+                    break
+                chunks.append(line)
+            out = base64.b64decode(''.join(chunks)).decode(errors='replace')
+        if check and rc != 0:
+            raise RigError('guest command failed (rc %d): %s\n%s' % (rc, script[:200], out[-2000:]))
+        return rc, out
+
+    # ------------------------------------------------------------------ driver
+    def modname(self, driver=None):
+        return (driver or self.driver).replace('-', '_')
+
+    def load(self, params='', driver=None, timeout=60, arm=True):
+        """insmod the driver (vmw_balloon: vmw_vmci first), arm the host. Returns (rc, output)."""
+        driver = driver or self.driver
+        mod = self.modname(driver)
+        pre = ''
+        if driver == 'vmw_balloon':
+            pre = 'grep -q "^vmw_vmci " /proc/modules || insmod /modules/vmw_vmci.ko || echo "vmw_vmci insmod failed"\n'
+        script = pre + (
+            'insmod /modules/%s.ko %s\nrc=$?\necho "@@RC $rc"\n'
+            'if [ $rc = 0 ]; then for f in /sys/module/%s/sections/.* /sys/module/%s/sections/*; do '
+            '[ -f "$f" ] && echo "@@SEC ${f##*/} $(cat $f)"; done; fi\nexit $rc\n') % (driver, params, mod, mod)
+        rc, out = self.sh(script, timeout=timeout)
+        sections = {}
+        lines = []
+        for line in out.splitlines():
+            if line.startswith('@@SEC '):
+                _, sec, addr = line.split()
+                sections[sec] = int(addr, 16)
+            elif not line.startswith('@@RC '):
+                lines.append(line)
+        text = '\n'.join(lines)
+        self.log('insmod %s %s -> rc %d%s' % (driver, params, rc, (': ' + text.strip()) if text.strip() else ''))
+        if rc == 0:
+            self.loaded = mod
+            if arm:
+                if not sections or not any(sections.values()):
+                    raise RigError('no section addresses for %s: %r' % (mod, sections))
+                addrs = self.host.arm(self.ko_path(driver), sections)
+                self.log('armed %d breakpoints in %s' % (len(addrs), mod))
+        return rc, text
+
+    def unload(self, timeout=120, driver=None):
+        """rmmod the driver, then remove the breakpoints. Returns (rc, output)."""
+        mod = self.modname(driver) if driver else (self.loaded or self.modname())
+        rc, out = self.sh('rmmod %s' % mod, timeout=timeout)
+        self.log('rmmod %s -> rc %d%s' % (mod, rc, (': ' + out.strip()) if out.strip() else ''))
+        if rc == 0:
+            self.host.disarm()
+            self.loaded = None
+        return rc, out
+
+    # ------------------------------------------------------------------ observations
+    def stats(self, path=None):
+        """Parse /sys/kernel/debug/vmmemctl (or `path`) into a dict."""
+        rc, out = self.sh('cat %s' % (path or '/sys/kernel/debug/vmmemctl'), timeout=30)
+        d = parse_kv(out) if rc == 0 else {}
+        self.last_stats = d
+        return d
+
+    def meminfo(self):
+        rc, out = self.sh('cat /proc/meminfo', timeout=30)
+        d = {}
+        for line in out.splitlines():
+            m = re.match(r'(\S+):\s+(\d+)', line)
+            if m:
+                d[m.group(1)] = int(m.group(2))
+        return d
+
+    def dmesg(self, timeout=30):
+        rc, out = self.sh('dmesg', timeout=timeout)
+        return out
+
+    def console(self):
+        try:
+            with open(self.console_path, errors='replace') as f:
+                return f.read()
+        except (OSError, AttributeError):
+            return ''
+
+    def dmesg_problems(self, text=None):
+        if text is None:
+            try:
+                text = self.dmesg()
+            except RigError:
+                text = self.console()
+        return [l for l in text.splitlines() if PROBLEM_RE.search(l)]
+
+    def wait_for(self, pred, timeout=60, what='condition', interval=0.5):
+        """Poll pred() until truthy; return its value. Raises RigError on timeout."""
+        deadline = time.monotonic() + timeout
+        last = None
+        err = None
+        t = time.monotonic()
+        while True:
+            try:
+                last = pred()
+                err = None
+                if last:
+                    self.log('%s: ok after %.1fs' % (what, time.monotonic() - t))
+                    return last
+            except RigError:
+                raise
+            except Exception as e:
+                err = repr(e)
+            if time.monotonic() > deadline:
+                hs = self.host.summary() if self.host else {}
+                brief = {k: hs.get(k) for k in ('target', 'locked_4k', 'locked_2m', 'commands', 'starts',
+                                                'granted_caps', 'loop_dead')}
+                raise RigError('timeout (%ss) waiting for %s; last=%r err=%s; stats=%s; host=%s' % (
+                    timeout, what, last, err, json.dumps(self.last_stats), json.dumps(brief)))
+            time.sleep(interval)

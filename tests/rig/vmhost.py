@@ -1,0 +1,983 @@
+#!/usr/bin/env python3
+"""Simulated VMware balloon host, answering the backdoor through QEMU's gdbstub.
+
+A software breakpoint sits on every `in (%dx),%eax` of the driver under test.
+At each stop the host reads the registers, computes the real host's answer
+(see shared/PROTOCOL.md), writes rax/rbx/rcx (and clobbers rdx/rsi), moves rip
+past the 1-byte `inl` and continues, all in one burst.
+
+Only the Python standard library is used.
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import threading
+import time
+import traceback
+
+MAGIC = 0x456C6D6F
+BALLOON_PORT = 0x5670
+PHYS_DIRECT_MAP = 0xFFFF888000000000  # with nokaslr
+
+# commands
+START, GET_TARGET, LOCK, UNLOCK, GUEST_ID, CMD5 = 0, 1, 2, 3, 4, 5
+BATCHED_LOCK, BATCHED_UNLOCK, BATCHED_2M_LOCK, BATCHED_2M_UNLOCK = 6, 7, 8, 9
+VMCI_DOORBELL_SET = 10
+CMD_NAMES = {
+    START: 'START', GET_TARGET: 'GET_TARGET', LOCK: 'LOCK', UNLOCK: 'UNLOCK',
+    GUEST_ID: 'GUEST_ID', CMD5: 'CMD5', BATCHED_LOCK: 'BATCHED_LOCK',
+    BATCHED_UNLOCK: 'BATCHED_UNLOCK', BATCHED_2M_LOCK: 'BATCHED_2M_LOCK',
+    BATCHED_2M_UNLOCK: 'BATCHED_2M_UNLOCK', VMCI_DOORBELL_SET: 'VMCI_DOORBELL_SET',
+}
+
+# status codes (eax)
+SUCCESS = 0
+FAILURE = 0xFFFFFFFF
+ERROR_CMD_INVALID = 1
+ERROR_PPN_INVALID = 2
+ERROR_PPN_LOCKED = 3
+ERROR_PPN_UNLOCKED = 4
+ERROR_PPN_PINNED = 5
+ERROR_PPN_NOTNEEDED = 6
+ERROR_RESET = 7
+ERROR_BUSY = 8
+SUCCESS_WITH_CAPABILITIES = 0x03000000
+STATUS_NAMES = {
+    SUCCESS: 'SUCCESS', FAILURE: 'FAILURE', ERROR_CMD_INVALID: 'CMD_INVALID',
+    ERROR_PPN_INVALID: 'PPN_INVALID', ERROR_PPN_LOCKED: 'PPN_LOCKED',
+    ERROR_PPN_UNLOCKED: 'PPN_UNLOCKED', ERROR_PPN_PINNED: 'PPN_PINNED',
+    ERROR_PPN_NOTNEEDED: 'PPN_NOTNEEDED', ERROR_RESET: 'RESET', ERROR_BUSY: 'BUSY',
+    SUCCESS_WITH_CAPABILITIES: 'SUCCESS_WITH_CAPS',
+}
+
+# capabilities
+CAP_BASIC = 1 << 1
+CAP_BATCHED = 1 << 2
+CAP_2M = 1 << 3
+CAP_DOORBELL = 1 << 4
+CAP_64BIT_TARGET = 1 << 5
+CAPS_DEFAULT = CAP_BASIC | CAP_BATCHED | CAP_2M | CAP_64BIT_TARGET  # 0x2e
+
+LOCK_CMDS = (LOCK, BATCHED_LOCK, BATCHED_2M_LOCK)
+MAX_BATCH = 512
+PAGES_2M = 512
+U64 = (1 << 64) - 1
+GARBAGE = 0xBAD0BAD0BAD0BAD0   # result register after a failed command
+CLOBBER = 0xC10BBE4EDC10BBE4   # rdx/rsi (and rcx) after every command
+
+
+def status_name(s):
+    return STATUS_NAMES.get(s, '%#x' % s)
+
+
+def is_success(status):
+    return status in (SUCCESS, SUCCESS_WITH_CAPABILITIES)
+
+
+@dataclasses.dataclass
+class HostConfig:
+    """What the simulated host grants and which faults it injects.
+
+    Command numbers are 1-based over every command that reached the host.
+    """
+    caps: int = CAPS_DEFAULT          # granted = offered & caps (doorbell only if set here)
+    old_host: bool = False            # START answers plain SUCCESS (0) = basic only
+    target: int = 0                   # initial target (4 KiB pages)
+    target_schedule: list = dataclasses.field(default_factory=list)
+    #   [(seconds after the host started, target), ...]
+    reset_at: list = dataclasses.field(default_factory=list)       # cmd numbers -> ERROR_RESET
+    busy_windows: list = dataclasses.field(default_factory=list)   # [(first, last)] -> ERROR_BUSY
+    failure_windows: list = dataclasses.field(default_factory=list)  # [(first, last)] -> FAILURE
+    busy_until: float = 0.0           # time.monotonic() deadline: everything answers BUSY before it
+    refuse: object = None             # (modulus, status) or callable(pfn, cmd) -> status|None
+    never_answer: bool = False        # no breakpoints: every inl reads all ones
+    touch_check: bool = True          # pattern ballooned pages, verify on unlock
+    touch_bytes: int = 64             # bytes at the head and tail of a page
+    check_on_release: bool = True     # verify patterns too when START/RESET drops the balloon
+    release_check_max: int = 32768    # at most this many pages verified at one release
+    garbage_on_failure: bool = True   # rbx = garbage when status is not success
+    clobber: bool = True              # rdx/rsi (and rcx except START) get junk
+    strict_first_start: bool = False  # commands before the very first START are violations
+    #                                   (default: only notes, the driver may have loaded
+    #                                   before the breakpoints were armed)
+
+    def in_windows(self, n, windows):
+        return any(a <= n <= b for a, b in windows)
+
+
+class GdbError(Exception):
+    pass
+
+
+class GdbRemote:
+    """Minimal GDB remote serial protocol client for QEMU's gdbstub.
+
+    Acks: QEMU 7.2 has no no-ack mode, but it never waits for our acks (it only
+    keeps the last packet for a resend on '-', and a new '$' drops it), so we
+    never send '+': a stray ack while the guest runs would stop it.
+    """
+
+    def __init__(self, host, port, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                self.sock = socket.create_connection((host, port), timeout=2.0)
+                break
+            except OSError as e:
+                last = e
+                if time.monotonic() > deadline:
+                    raise GdbError('cannot connect to gdbstub %s:%d: %s' % (host, port, last))
+                time.sleep(0.05)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(None)
+        self.buf = bytearray()
+        self.eof = False
+        self.bytes_sent = 0
+
+    @staticmethod
+    def frame(payload):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        return b'$' + payload + b'#%02x' % (sum(payload) & 0xFF)
+
+    def send_raw(self, data):
+        self.bytes_sent += len(data)
+        self.sock.sendall(data)
+
+    def fill(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return False
+        data = self.sock.recv(1 << 20)
+        if not data:
+            self.eof = True
+            raise GdbError('gdbstub connection closed')
+        self.buf += data
+        return True
+
+    def pop_packet(self):
+        """Return the next complete packet payload from the buffer, or None."""
+        buf = self.buf
+        while buf:
+            c = buf[0]
+            if c == 0x24:  # '$'
+                h = buf.find(b'#')
+                if h < 0 or len(buf) < h + 3:
+                    return None
+                payload = bytes(buf[1:h])
+                del buf[:h + 3]
+                return payload
+            if c == 0x2D:  # '-': QEMU asks for a resend; should never happen
+                raise GdbError('gdbstub NAKed a packet')
+            # '+' acks and any noise
+            j = buf.find(b'$')
+            if j < 0:
+                del buf[:]
+            else:
+                del buf[:j]
+        return None
+
+    def next_packet(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.pop_packet()
+            if p is not None:
+                return p
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GdbError('timeout waiting for a gdbstub reply')
+            self.fill(left)
+
+    def transact(self, payloads, timeout=10.0, chunk=64):
+        """Send packets pipelined, return their replies in order (guest stopped)."""
+        out = []
+        for i in range(0, len(payloads), chunk):
+            part = payloads[i:i + chunk]
+            self.send_raw(b''.join(self.frame(p) for p in part))
+            for _ in part:
+                out.append(self.next_packet(timeout))
+        return out
+
+    def cmd(self, payload, timeout=10.0):
+        return self.transact([payload], timeout)[0]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def unescape_binary(data):
+    out = bytearray()
+    it = iter(data)
+    for c in it:
+        if c == 0x7D:
+            out.append(next(it) ^ 0x20)
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def find_inl_offsets(ko_path):
+    """{section: [offsets]} of every `in (%dx),%eax` (0xED) in executable sections."""
+    res = subprocess.run(['objdump', '-d', '-w', ko_path], capture_output=True, text=True, check=True)
+    sec = None
+    found = collections.defaultdict(list)
+    rx_sec = re.compile(r'^Disassembly of section (\S+):')
+    rx_in = re.compile(r'^\s*([0-9a-f]+):\s+ed\s+in\s+\(%dx\),%eax')
+    for line in res.stdout.splitlines():
+        m = rx_sec.match(line)
+        if m:
+            sec = m.group(1)
+            continue
+        m = rx_in.match(line)
+        if m and sec is not None:
+            found[sec].append(int(m.group(1), 16))
+    return dict(found)
+
+
+def qemu_pc_ram_ranges(mem_bytes):
+    """Guest-physical RAM ranges [(start_pfn, end_pfn)) of QEMU's `pc` machine."""
+    lowmem = 0xE0000000
+    if mem_bytes >= lowmem:
+        lowmem = 0xC0000000  # gigabyte_align
+    below = min(mem_bytes, lowmem)
+    ranges = [(0, below >> 12)]
+    if mem_bytes > below:
+        ranges.append((0x100000, 0x100000 + ((mem_bytes - below) >> 12)))
+    return ranges
+
+
+def pattern_for(pfn, nbytes):
+    x = (pfn * 0x9E3779B97F4A7C15 ^ 0xBA11005EEDF00D) & U64
+    unit = struct.pack('<QQ', x, (x ^ U64) & U64)
+    return (unit * (nbytes // 16 + 1))[:nbytes]
+
+
+class VmHost:
+    """The simulated hypervisor. Thread-safe API; one loop thread owns the socket."""
+
+    REGS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rip')
+
+    def __init__(self, config=None, mem_mb=512, transcript_path=None, log=None):
+        self.config = config or HostConfig()
+        self.mem_bytes = mem_mb << 20
+        self.ram_ranges = qemu_pc_ram_ranges(self.mem_bytes)
+        self.log = log or (lambda msg: None)
+        self.gdb = None
+        self._lock = threading.RLock()
+        self._requests = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = None
+        self._closing = False
+        self.dead = None            # reason string once the loop ended
+        self.loop_error = None
+        self.running = False
+        self._irq_sent = 0.0
+        self.regnum = {}
+        self.regsize = {}
+        self.phys_mode = False
+        self.bps = set()            # armed breakpoint addresses
+        self._bp_owner = {}
+        self.t0 = time.monotonic()
+        self._target = self.config.target
+        self._schedule = sorted(self.config.target_schedule)
+        # session state
+        self.session = False
+        self.ever_started = False
+        self.granted = 0
+        self.locked4k = set()
+        self.locked2m = set()
+        self.max_locked = 0
+        self.samples = []
+        self._last_sample = -1.0
+        self.guest_ram_pages = None
+        # accounting
+        self.ncmd = 0
+        self.counts = collections.defaultdict(lambda: {'count': 0, 'failed': 0})
+        self.entry_counts = collections.defaultdict(lambda: {'pages': 0, 'failed': 0})
+        self.violations = []
+        self.violation_kinds = collections.Counter()
+        self.notes = []
+        self.starts = 0
+        self.resets_injected = 0
+        self.stops = 0
+        self.interrupts = 0
+        self.passthrough = 0
+        self.gdb_errors = []
+        self.overheads = []       # seconds of host time per hypercall stop
+        self.cycle = []           # seconds from continue to the next hypercall stop
+        self._t_cont = None
+        self.touch_checked = 0
+        self.first_cmd_time = None
+        self.last_cmd_time = None
+        self.transcript = open(transcript_path, 'w', buffering=1 << 16) if transcript_path else None
+        if self.transcript:
+            self.transcript.write('# idx time_s command arg1 arg2 status result [entries]\n')
+
+    # ------------------------------------------------------------------ public API
+    def connect(self, port, host='127.0.0.1', timeout=30.0):
+        """Attach to a QEMU started with -S -gdb tcp:HOST:PORT and let the guest run."""
+        self.gdb = GdbRemote(host, port, timeout)
+        g = self.gdb
+        g.cmd('qSupported:xmlRegisters=i386')
+        stop = g.cmd('?')
+        if not stop[:1] in (b'T', b'S'):
+            raise GdbError('unexpected stop reply %r' % stop)
+        self._read_target_xml()
+        r = g.cmd('Qqemu.PhyMemMode:1')
+        self.phys_mode = (r == b'OK')
+        if not self.phys_mode:
+            self.log('vmhost: no PhyMemMode, using the direct map (needs nokaslr)')
+        self.t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name='vmhost', daemon=True)
+        self._thread.start()
+
+    def set_target(self, pages):
+        with self._lock:
+            self._target = int(pages)
+            self._schedule = []
+
+    @property
+    def target(self):
+        with self._lock:
+            return self._current_target()
+
+    def set_busy(self, seconds):
+        """Answer ERROR_BUSY to everything for the next `seconds`."""
+        with self._lock:
+            self.config.busy_until = time.monotonic() + seconds
+
+    def locked_frames(self):
+        with self._lock:
+            return len(self.locked4k) + PAGES_2M * len(self.locked2m)
+
+    def arm(self, ko_path, sections, timeout=30.0):
+        """Break on every `in (%dx),%eax` of the module (sections: name -> load address)."""
+        offs = find_inl_offsets(ko_path)
+        addrs = []
+        for sec, lst in offs.items():
+            if sec.startswith('.init'):
+                continue
+            if sec not in sections:
+                self.log('vmhost: section %s (%d inl) not loaded, skipped' % (sec, len(lst)))
+                continue
+            addrs += [sections[sec] + o for o in lst]
+        if not addrs:
+            raise GdbError('no `in (%%dx),%%eax` found in %s (sections %s)' % (ko_path, sorted(offs)))
+        if self.config.never_answer:
+            self.log('vmhost: never_answer: %d breakpoints not armed' % len(addrs))
+            return []
+        self._request('arm', addrs, timeout)
+        return addrs
+
+    def disarm(self, timeout=30.0):
+        if self.bps:
+            self._request('disarm', None, timeout)
+
+    def final_check(self, timeout=60.0):
+        """Verify the pattern of every page still ballooned (guest must not touch them)."""
+        if self.config.touch_check and (self.locked4k or self.locked2m):
+            self._request('verify', None, timeout)
+
+    def close(self):
+        self._closing = True
+        try:
+            os.write(self._wake_w, b'x')
+        except OSError:
+            pass
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        if self.gdb:
+            self.gdb.close()
+        if self.transcript and not self.transcript.closed:
+            self.transcript.flush()
+            self.transcript.close()
+
+    def summary(self):
+        with self._lock:
+            def st(xs):
+                if not xs:
+                    return None
+                s = sorted(xs)
+                return {'n': len(s), 'mean_ms': round(1000 * sum(s) / len(s), 3),
+                        'p50_ms': round(1000 * s[len(s) // 2], 3),
+                        'p95_ms': round(1000 * s[min(len(s) - 1, int(len(s) * 0.95))], 3),
+                        'max_ms': round(1000 * s[-1], 3)}
+            span = None
+            if self.first_cmd_time is not None:
+                span = round(self.last_cmd_time - self.first_cmd_time, 3)
+            return {
+                'commands': self.ncmd,
+                'counts': {k: dict(v) for k, v in sorted(self.counts.items())},
+                'batch_entries': {k: dict(v) for k, v in sorted(self.entry_counts.items())},
+                'locked_4k': len(self.locked4k) + PAGES_2M * len(self.locked2m),
+                'locked_2m': len(self.locked2m),
+                'max_locked': self.max_locked,
+                'locked_samples': list(self.samples[-400:]),
+                'target': self._current_target(),
+                'starts': self.starts,
+                'resets_injected': self.resets_injected,
+                'session': self.session,
+                'granted_caps': self.granted,
+                'guest_ram_pages_reported': self.guest_ram_pages,
+                'violations': list(self.violations),
+                'violation_kinds': dict(self.violation_kinds),
+                'notes': list(self.notes[-50:]),
+                'stops': self.stops,
+                'interrupts': self.interrupts,
+                'passthrough': self.passthrough,
+                'touch_checked': self.touch_checked,
+                'gdb_errors': list(self.gdb_errors[-20:]),
+                'breakpoints': len(self.bps),
+                'host_overhead': st(self.overheads),
+                'hypercall_cycle': st(self.cycle),
+                'command_span_s': span,
+                'loop_dead': self.dead,
+                'loop_error': self.loop_error,
+                'phys_mode': self.phys_mode,
+            }
+
+    def write_summary(self, path):
+        with open(path, 'w') as f:
+            json.dump(self.summary(), f, indent=1, sort_keys=True)
+            f.write('\n')
+
+    # ------------------------------------------------------------------ setup
+    def _read_target_xml(self):
+        g = self.gdb
+
+        def fetch(annex):
+            data = b''
+            off = 0
+            while True:
+                r = g.cmd('qXfer:features:read:%s:%x,%x' % (annex, off, 0xF00))
+                if not r or r[:1] not in (b'm', b'l'):
+                    raise GdbError('qXfer %s failed: %r' % (annex, r))
+                chunk = unescape_binary(r[1:])
+                data += chunk
+                off += len(chunk)
+                if r[:1] == b'l':
+                    return data.decode()
+
+        regs = []
+
+        def walk(annex):
+            xml = fetch(annex)
+            for m in re.finditer(r'<xi:include\s+href="([^"]+)"\s*/>|<reg\s+([^>]*)/?>', xml):
+                if m.group(1):
+                    walk(m.group(1))
+                else:
+                    attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+                    regs.append(attrs)
+        walk('target.xml')
+        n = 0
+        for a in regs:
+            if 'regnum' in a:
+                n = int(a['regnum'])
+            self.regnum[a['name']] = n
+            self.regsize[a['name']] = int(a.get('bitsize', 64)) // 8
+            n += 1
+        for r in self.REGS:
+            if r not in self.regnum:
+                raise GdbError('register %s not in target.xml' % r)
+            if self.regsize[r] != 8:
+                raise GdbError('register %s is not 64-bit (%d bytes)' % (r, self.regsize[r]))
+
+    # ------------------------------------------------------------------ loop
+    def _request(self, kind, arg, timeout):
+        if self.dead:
+            raise GdbError('vmhost loop is dead: %s' % self.dead)
+        ev = threading.Event()
+        item = {'kind': kind, 'arg': arg, 'ev': ev, 'err': None}
+        with self._lock:
+            self._requests.append(item)
+        os.write(self._wake_w, b'x')
+        if not ev.wait(timeout):
+            raise GdbError('vmhost request %s timed out' % kind)
+        if item['err']:
+            raise GdbError('vmhost request %s failed: %s' % (kind, item['err']))
+
+    def _loop(self):
+        g = self.gdb
+        try:
+            self._process_requests()
+            self._continue([])
+            while not self._closing:
+                r, _, _ = select.select([g.sock, self._wake_r], [], [], 0.5)
+                if self._wake_r in r:
+                    os.read(self._wake_r, 4096)
+                now = time.monotonic()
+                if self.running and self._requests:
+                    if not self._irq_sent or now - self._irq_sent > 5.0:
+                        g.send_raw(b'\x03')   # the only thing ever sent while it runs
+                        self._irq_sent = now
+                if g.sock in r:
+                    g.fill(0)
+                while True:
+                    p = g.pop_packet()
+                    if p is None:
+                        break
+                    c = p[:1]
+                    if c in (b'T', b'S'):
+                        self._on_stop(p)
+                    elif c in (b'W', b'X'):
+                        self.dead = 'guest exited (%s)' % p.decode(errors='replace')
+                        return
+                    elif p != b'OK':
+                        self.gdb_errors.append(p.decode(errors='replace'))
+        except GdbError as e:
+            self.dead = str(e)
+        except Exception as e:  # pragma: no cover - recorded for the report
+            self.dead = 'loop crashed: %r' % e
+            self.loop_error = traceback.format_exc()
+        finally:
+            if not self.dead:
+                self.dead = 'closed'
+            with self._lock:
+                while self._requests:
+                    it = self._requests.popleft()
+                    it['err'] = self.dead
+                    it['ev'].set()
+
+    def _continue(self, packets):
+        """Send register writes etc. and `c` in one burst; nothing more until the next stop."""
+        self.gdb.send_raw(b''.join(self.gdb.frame(p) for p in packets) + b'$c#63')
+        self.running = True
+        self._t_cont = time.monotonic()
+
+    def _process_requests(self):
+        while True:
+            with self._lock:
+                if not self._requests:
+                    return
+                it = self._requests.popleft()
+            try:
+                if it['kind'] == 'arm':
+                    new = [a for a in it['arg'] if a not in self.bps]
+                    rep = self.gdb.transact(['Z0,%x,1' % a for a in new])
+                    bad = [(hex(a), r) for a, r in zip(new, rep) if r != b'OK']
+                    self.bps.update(a for a, r in zip(new, rep) if r == b'OK')
+                    if bad:
+                        it['err'] = 'Z0 failed: %r' % bad
+                elif it['kind'] == 'disarm':
+                    rep = self.gdb.transact(['z0,%x,1' % a for a in sorted(self.bps)])
+                    self.bps.clear()
+                    if any(r != b'OK' for r in rep):
+                        it['err'] = 'z0 failed: %r' % rep
+                elif it['kind'] == 'verify':
+                    with self._lock:
+                        self._verify_release(0, 'final_check', release=False)
+            except GdbError:
+                raise
+            except Exception as e:
+                it['err'] = repr(e)
+            it['ev'].set()
+
+    def _read_regs(self):
+        rep = self.gdb.transact(['p%x' % self.regnum[r] for r in self.REGS])
+        regs = {}
+        for r, v in zip(self.REGS, rep):
+            if len(v) != 16:
+                raise GdbError('bad register reply for %s: %r' % (r, v))
+            regs[r] = int.from_bytes(bytes.fromhex(v.decode()), 'little')
+        return regs
+
+    def _reg_packet(self, name, value):
+        return 'P%x=%s' % (self.regnum[name], (value & U64).to_bytes(8, 'little').hex())
+
+    def _on_stop(self, pkt):
+        t_stop = time.monotonic()
+        self.running = False
+        self._irq_sent = 0.0
+        self.stops += 1
+        try:
+            sig = int(pkt[1:3], 16)
+        except ValueError:
+            sig = 0
+        self._process_requests()
+        if sig != 5:
+            self.interrupts += 1
+            self._continue([])
+            return
+        regs = self._read_regs()
+        rip = regs['rip']
+        if rip not in self.bps:
+            self.gdb_errors.append('stop at %#x not a breakpoint' % rip)
+            self._continue([])
+            return
+        if (regs['rdx'] & 0xFFFF) != BALLOON_PORT:
+            self._passthrough(rip)
+            return
+        if self._t_cont is not None:
+            self.cycle.append(t_stop - self._t_cont)
+        with self._lock:
+            packets = self._hypercall(regs)
+        self._continue(packets)
+        self.overheads.append(time.monotonic() - t_stop)
+
+    def _passthrough(self, rip):
+        """An `in` not aimed at the balloon port: let QEMU execute it natively."""
+        self.passthrough += 1
+        g = self.gdb
+        g.cmd('z0,%x,1' % rip)
+        g.send_raw(g.frame('s'))
+        while True:
+            p = g.next_packet(30)
+            if p[:1] in (b'T', b'S'):
+                break
+            if p[:1] in (b'W', b'X'):
+                raise GdbError('guest exited during step')
+        g.cmd('Z0,%x,1' % rip)
+        self._continue([])
+
+    # ------------------------------------------------------------------ guest memory
+    def _phys(self, paddr):
+        return paddr if self.phys_mode else PHYS_DIRECT_MAP + paddr
+
+    def _read_mem_many(self, regions):
+        """regions: [(paddr, len)] each <= 2048 bytes -> [bytes]."""
+        reps = self.gdb.transact(['m%x,%x' % (self._phys(a), n) for a, n in regions])
+        out = []
+        for (a, n), r in zip(regions, reps):
+            if len(r) != 2 * n or r[:1] == b'E' and len(r) == 3:
+                raise GdbError('memory read at %#x failed: %r' % (a, r[:20]))
+            out.append(bytes.fromhex(r.decode()))
+        return out
+
+    def _write_mem_packets(self, regions):
+        return ['M%x,%x:%s' % (self._phys(a), len(d), d.hex()) for a, d in regions]
+
+    # ------------------------------------------------------------------ host semantics
+    def _current_target(self):
+        if self._schedule:
+            now = time.monotonic() - self.t0
+            while self._schedule and self._schedule[0][0] <= now:
+                self._target = int(self._schedule.pop(0)[1])
+        return self._target
+
+    def _pfn_in_ram(self, pfn):
+        return any(a <= pfn < b for a, b in self.ram_ranges)
+
+    def _violate(self, n, cmdname, kind, detail=''):
+        self.violations.append('#%d %s: %s%s' % (n, cmdname, kind, (': ' + detail) if detail else ''))
+        self.violation_kinds[kind] += 1
+
+    def _sample(self):
+        cur = len(self.locked4k) + PAGES_2M * len(self.locked2m)
+        if cur > self.max_locked:
+            self.max_locked = cur
+        now = time.monotonic() - self.t0
+        if now - self._last_sample >= 0.25:
+            self.samples.append((round(now, 2), cur))
+            self._last_sample = now
+            if len(self.samples) > 4000:
+                del self.samples[::2]
+
+    def _refused(self, pfn, cmd):
+        r = self.config.refuse
+        if r is None:
+            return None
+        if callable(r):
+            return r(pfn, CMD_NAMES.get(cmd, cmd)) or None
+        mod, status = r
+        return status if pfn % mod == 0 else None
+
+    def _regions_of(self, pfn, is2m):
+        tb = self.config.touch_bytes
+        frames = (pfn, pfn + PAGES_2M - 1) if is2m else (pfn,)
+        regs = []
+        for f in frames:
+            regs.append((f << 12, tb))
+            regs.append(((f << 12) + 4096 - tb, tb))
+        return regs
+
+    def _pattern_writes(self, pfns_is2m):
+        out = []
+        tb = self.config.touch_bytes
+        for pfn, is2m in pfns_is2m:
+            for a, n in self._regions_of(pfn, is2m):
+                out.append((a, pattern_for(a >> 12, tb)))
+        return out
+
+    def _verify(self, n, cmdname, pfns_is2m, why):
+        """Read back the patterns of pages leaving the balloon."""
+        if not self.config.touch_check or not pfns_is2m:
+            return
+        regions = []
+        owners = []
+        for pfn, is2m in pfns_is2m:
+            for reg in self._regions_of(pfn, is2m):
+                regions.append(reg)
+                owners.append((pfn, is2m))
+        data = self._read_mem_many(regions)
+        bad = {}
+        for (a, ln), d, own in zip(regions, data, owners):
+            if d != pattern_for(a >> 12, ln):
+                bad.setdefault(own, a)
+        self.touch_checked += len(pfns_is2m)
+        for (pfn, is2m), a in list(bad.items())[:20]:
+            self._violate(n, cmdname, 'ballooned-page-touched',
+                          '%s pfn %#x changed at %#x (%s)' % ('2M' if is2m else '4K', pfn, a, why))
+        if len(bad) > 20:
+            self._violate(n, cmdname, 'ballooned-page-touched', '... %d more pages' % (len(bad) - 20))
+
+    def _verify_release(self, n, cmdname, release=True):
+        if self.config.check_on_release or not release:
+            pages = [(p, False) for p in self.locked4k] + [(p, True) for p in self.locked2m]
+            self._verify(n, cmdname, pages[:self.config.release_check_max],
+                         'released' if release else 'final check')
+        if release:
+            self.locked4k.clear()
+            self.locked2m.clear()
+            self._sample()
+
+    def _locked_any(self, pfn):
+        return pfn in self.locked4k or (pfn & ~(PAGES_2M - 1)) in self.locked2m
+
+    def _hypercall(self, regs):
+        """Compute the answer; return the packets to send before `c`."""
+        cfg = self.config
+        self.ncmd += 1
+        n = self.ncmd
+        now = time.monotonic()
+        if self.first_cmd_time is None:
+            self.first_cmd_time = now
+        self.last_cmd_time = now
+        magic = regs['rax'] & 0xFFFFFFFF
+        cmd = regs['rcx'] & 0xFFFFFFFF
+        arg1 = regs['rbx']
+        arg2 = regs['rsi']
+        name = CMD_NAMES.get(cmd, 'CMD%d' % cmd)
+        status = None
+        result = None       # value for rbx (None: leave)
+        caps_out = None     # value for rcx on START
+        mem_pre = []        # (paddr, bytes) writes
+        extra = ''
+        target = self._current_target()
+
+        if magic != MAGIC:
+            self._violate(n, name, 'bad-magic', '%#x' % regs['rax'])
+            status = FAILURE
+        elif n in cfg.reset_at:
+            status = ERROR_RESET
+            self.resets_injected += 1
+            self._verify_release(n, name)
+            self.session = False
+            self.granted = 0
+        elif cfg.in_windows(n, cfg.failure_windows):
+            status = FAILURE
+        elif cfg.in_windows(n, cfg.busy_windows) or now < cfg.busy_until:
+            status = ERROR_BUSY
+        elif cmd == START:
+            self.starts += 1
+            self._verify_release(n, name)
+            self.session = True
+            self.ever_started = True
+            if cfg.old_host:
+                self.granted = CAP_BASIC
+                status = SUCCESS
+            else:
+                self.granted = arg1 & cfg.caps & 0xFFFFFFFF
+                status = SUCCESS_WITH_CAPABILITIES
+                caps_out = self.granted
+        elif not self.session:
+            if self.ever_started or cfg.strict_first_start:
+                self._violate(n, name, 'no-session', 'command without a START since the last reset')
+            else:
+                self.notes.append('#%d %s before the first START (driver loaded before arming?)' % (n, name))
+            status = ERROR_RESET
+        elif cmd == GUEST_ID:
+            status = SUCCESS
+        elif cmd == GET_TARGET:
+            if arg1 >> 32 and not self.granted & CAP_64BIT_TARGET:
+                self._violate(n, name, 'target-arg-not-32bit', '%#x without the 64-bit target capability' % arg1)
+            self.guest_ram_pages = arg1
+            status = SUCCESS
+            result = target
+        elif cmd in (LOCK, UNLOCK):
+            if not self.granted & CAP_BASIC:
+                self._violate(n, name, 'capability-not-granted', 'basic (granted %#x)' % self.granted)
+                status = ERROR_CMD_INVALID
+            elif arg1 >> 32:
+                self._violate(n, name, 'pfn-not-32bit', '%#x' % arg1)
+                status = ERROR_PPN_INVALID
+            else:
+                pfn = arg1
+                status, pre = self._one_page(n, name, cmd == LOCK, pfn, False)
+                mem_pre += pre
+                if status == SUCCESS:
+                    result = target
+                extra = 'pfn=%#x' % pfn
+        elif cmd in (BATCHED_LOCK, BATCHED_UNLOCK, BATCHED_2M_LOCK, BATCHED_2M_UNLOCK):
+            is2m = cmd in (BATCHED_2M_LOCK, BATCHED_2M_UNLOCK)
+            need = CAP_BATCHED | (CAP_2M if is2m else 0)
+            if (self.granted & need) != need:
+                self._violate(n, name, 'capability-not-granted', '%#x needed, %#x granted' % (need, self.granted))
+                status = ERROR_CMD_INVALID
+            elif not self._pfn_in_ram(arg1):
+                self._violate(n, name, 'batch-page-not-in-ram', 'pfn %#x' % arg1)
+                status = ERROR_PPN_INVALID
+            elif arg2 == 0 or arg2 > MAX_BATCH:
+                self._violate(n, name, 'bad-batch-count', '%d' % arg2)
+                status = SUCCESS if arg2 == 0 else FAILURE
+                if status == SUCCESS:
+                    result = target
+            else:
+                status, pre, extra = self._batch(n, name, cmd, arg1, arg2, is2m)
+                mem_pre += pre
+                result = target
+        elif cmd == VMCI_DOORBELL_SET:
+            if not self.granted & CAP_DOORBELL:
+                self._violate(n, name, 'doorbell-not-granted', 'granted %#x' % self.granted)
+                status = ERROR_CMD_INVALID
+            else:
+                status = SUCCESS
+        else:
+            self._violate(n, name, 'invalid-command', 'command %d' % cmd)
+            status = ERROR_CMD_INVALID
+
+        c = self.counts[name]
+        c['count'] += 1
+        if not is_success(status):
+            c['failed'] += 1
+            if cfg.garbage_on_failure and status != FAILURE:
+                result = GARBAGE
+        self._sample()
+        if self.transcript:
+            self.transcript.write('%d %.3f %s %#x %#x %s %s%s\n' % (
+                n, now - self.t0, name, arg1, arg2, status_name(status),
+                '-' if result is None else result, (' ' + extra) if extra else ''))
+
+        packets = self._write_mem_packets(mem_pre) if mem_pre else []
+        if mem_pre:
+            reps = self.gdb.transact(packets)
+            if any(r != b'OK' for r in reps):
+                self.gdb_errors.append('memory write failed at #%d' % n)
+            packets = []
+        # inl writes eax, zero-extended into rax (64-bit mode)
+        packets.append(self._reg_packet('rax', status & 0xFFFFFFFF))
+        if result is not None:
+            packets.append(self._reg_packet('rbx', result))
+        if caps_out is not None:
+            packets.append(self._reg_packet('rcx', caps_out))
+        elif cfg.clobber:
+            packets.append(self._reg_packet('rcx', CLOBBER))
+        if cfg.clobber:
+            packets.append(self._reg_packet('rdx', CLOBBER ^ 0xFF))
+            packets.append(self._reg_packet('rsi', CLOBBER ^ 0xFF00))
+        packets.append(self._reg_packet('rip', regs['rip'] + 1))
+        return packets
+
+    def _one_page(self, n, name, lock, pfn, batched):
+        """Lock/unlock one 4K frame. Returns (status, [pattern writes])."""
+        if not self._pfn_in_ram(pfn):
+            self._violate(n, name, 'pfn-not-in-ram', '%#x' % pfn)
+            return ERROR_PPN_INVALID, []
+        if lock:
+            if self._locked_any(pfn):
+                self._violate(n, name, 'double-lock', 'pfn %#x' % pfn)
+                return ERROR_PPN_LOCKED, []
+            r = self._refused(pfn, LOCK)
+            if r:
+                return r, []
+            self.locked4k.add(pfn)
+            return SUCCESS, (self._pattern_writes([(pfn, False)]) if self.config.touch_check else [])
+        if pfn not in self.locked4k:
+            self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
+            return ERROR_PPN_UNLOCKED, []
+        self._verify(n, name, [(pfn, False)], 'unlock')
+        self.locked4k.discard(pfn)
+        return SUCCESS, []
+
+    def _batch(self, n, name, cmd, batch_pfn, count, is2m):
+        lock = cmd in (BATCHED_LOCK, BATCHED_2M_LOCK)
+        base = batch_pfn << 12
+        nbytes = count * 8
+        regions = [(base + o, min(2048, nbytes - o)) for o in range(0, nbytes, 2048)]
+        raw = b''.join(self._read_mem_many(regions))
+        entries = list(struct.unpack('<%dQ' % count, raw))
+        new = list(entries)
+        locks = []
+        unlocks = []
+        nfail = 0
+        ec = self.entry_counts[name]
+        seen = set()
+        for i, e in enumerate(entries):
+            pfn = e >> 12
+            if e & 0xFE0:
+                self._violate(n, name, 'reserved-bits', 'entry %d = %#x' % (i, e))
+            st = SUCCESS
+            if pfn in seen:
+                self._violate(n, name, 'duplicate-entry', 'pfn %#x' % pfn)
+            seen.add(pfn)
+            if not is2m:
+                if lock:
+                    st, _ = self._one_page(n, name, True, pfn, True)
+                    if st == SUCCESS:
+                        locks.append((pfn, False))
+                else:
+                    if not self._pfn_in_ram(pfn):
+                        self._violate(n, name, 'pfn-not-in-ram', '%#x' % pfn)
+                        st = ERROR_PPN_INVALID
+                    elif pfn not in self.locked4k:
+                        self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
+                        st = ERROR_PPN_UNLOCKED
+                    else:
+                        unlocks.append((pfn, False))
+            else:
+                if pfn & (PAGES_2M - 1):
+                    self._violate(n, name, 'unaligned-2m', 'pfn %#x' % pfn)
+                    st = ERROR_PPN_INVALID
+                elif not (self._pfn_in_ram(pfn) and self._pfn_in_ram(pfn + PAGES_2M - 1)):
+                    self._violate(n, name, 'pfn-not-in-ram', '2M %#x' % pfn)
+                    st = ERROR_PPN_INVALID
+                elif lock:
+                    if pfn in self.locked2m or any(p in self.locked4k for p in range(pfn, pfn + PAGES_2M)):
+                        self._violate(n, name, 'double-lock', '2M pfn %#x' % pfn)
+                        st = ERROR_PPN_LOCKED
+                    else:
+                        r = self._refused(pfn, cmd)
+                        if r:
+                            st = r
+                        else:
+                            self.locked2m.add(pfn)
+                            locks.append((pfn, True))
+                else:
+                    if pfn not in self.locked2m:
+                        self._violate(n, name, 'unlock-not-locked', '2M pfn %#x' % pfn)
+                        st = ERROR_PPN_UNLOCKED
+                    else:
+                        unlocks.append((pfn, True))
+            if st != SUCCESS:
+                nfail += 1
+            new[i] = (e & ~0x1F) | (st & 0x1F)
+        # verify before the pages leave the balloon
+        self._verify(n, name, unlocks, 'unlock')
+        for pfn, big in unlocks:
+            (self.locked2m if big else self.locked4k).discard(pfn)
+        ec['pages'] += count
+        ec['failed'] += nfail
+        writes = self._pattern_writes(locks) if self.config.touch_check else []
+        # write back the per-entry statuses that changed (one packet per changed run)
+        i = 0
+        while i < count:
+            if new[i] == entries[i]:
+                i += 1
+                continue
+            j = i
+            while j < count and new[j] != entries[j] and j - i < 200:
+                j += 1
+            writes.append((base + 8 * i, struct.pack('<%dQ' % (j - i), *new[i:j])))
+            i = j
+        extra = 'n=%d failed=%d' % (count, nfail)
+        return SUCCESS, writes, extra

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Prepare everything the vmmemctl test rig needs; idempotent and cached.
+#   - Debian packages (qemu, busybox-static, cpio, sparse, toolchain, headers)
+#   - guest kernel image (+ in-tree vmw_balloon/vmw_vmci) in .cache/kernel
+#   - checkpatch.pl from linux-source-6.1 in .cache/checkpatch
+#   - static memhog helper and the base initramfs
+# Everything lands under <repo>/.cache (git-ignored).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="$REPO/.cache"
+mkdir -p "$CACHE"
+rm -rf "$CACHE"/dl.* "$CACHE"/rootfs.*
+TMPD=""
+trap '[ -n "$TMPD" ] && rm -rf "$TMPD"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+
+say() { echo "setup: $*"; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null && SUDO=sudo || die "must run as root (or have sudo)"
+fi
+
+APT_UPDATED=0
+apt_update_once() {
+    if [ "$APT_UPDATED" = 0 ]; then
+        say "apt-get update"
+        $SUDO apt-get update -qq || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+}
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# ---------------------------------------------------------------- packages
+PKGS="qemu-system-x86 busybox-static cpio sparse python3 gcc make libc6-dev kmod bc xz-utils binutils"
+MISSING=""
+for p in $PKGS; do pkg_installed "$p" || MISSING="$MISSING $p"; done
+if [ -n "$MISSING" ]; then
+    apt_update_once
+    say "installing:$MISSING"
+    $SUDO apt-get install -y -qq --no-install-recommends $MISSING >/dev/null || die "apt-get install failed"
+fi
+
+# ---------------------------------------------------------------- kernel version
+# Headers: follow what apt offers for linux-headers-amd64 (never hard-code NN).
+KVER=""
+headers_dep() {
+    apt-cache depends linux-headers-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: linux-headers-\(6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1
+}
+KVER=$(headers_dep || true)
+if [ -z "$KVER" ]; then
+    apt_update_once
+    KVER=$(headers_dep || true)
+fi
+[ -n "$KVER" ] || die "cannot derive the kernel release from linux-headers-amd64"
+# If the candidate's headers are not installed, apt lists may be stale: refresh once.
+if ! pkg_installed "linux-headers-$KVER"; then
+    apt_update_once
+    KVER=$(headers_dep)
+    [ -n "$KVER" ] || die "cannot derive kernel release after apt-get update"
+fi
+if ! pkg_installed "linux-headers-$KVER" || ! pkg_installed linux-headers-amd64; then
+    say "installing linux-headers-$KVER"
+    $SUDO apt-get install -y -qq --no-install-recommends linux-headers-amd64 "linux-headers-$KVER" >/dev/null \
+        || die "cannot install linux-headers-$KVER"
+fi
+[ -d "/usr/src/linux-headers-$KVER" ] || die "/usr/src/linux-headers-$KVER missing"
+echo "$KVER" > "$CACHE/kver.tmp" && mv "$CACHE/kver.tmp" "$CACHE/kver"
+say "kernel release $KVER"
+
+# ---------------------------------------------------------------- kernel image
+KDIR="$CACHE/kernel"
+if [ ! -f "$CACHE/kernel.$KVER.done" ]; then
+    say "fetching linux-image-$KVER-unsigned"
+    rm -rf "$KDIR" "$CACHE"/kernel.*.done
+    TMPD=$(mktemp -d "$CACHE/dl.XXXXXX")
+    ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null 2>"$TMPD/err" ) || {
+        apt_update_once
+        ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null ) || die "apt-get download linux-image-$KVER-unsigned failed"
+    }
+    mkdir -p "$KDIR"
+    dpkg -x "$TMPD"/linux-image-*.deb "$KDIR"
+    rm -rf "$TMPD"; TMPD=""
+    touch "$CACHE/kernel.$KVER.done"
+fi
+VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* 2>/dev/null | head -n1)
+[ -n "$VMLINUZ" ] || die "no vmlinuz in $KDIR/boot"
+MODDIR="$KDIR/lib/modules/$KVER/kernel/drivers/misc"
+mkdir -p "$CACHE/modules"
+for m in vmw_balloon:"$MODDIR/vmw_balloon" vmw_vmci:"$MODDIR/vmw_vmci/vmw_vmci"; do
+    name=${m%%:*}; base=${m#*:}
+    out="$CACHE/modules/$name.ko"
+    if [ -f "$base.ko" ]; then src="$base.ko"
+    elif [ -f "$base.ko.xz" ]; then src="$base.ko.xz"
+    elif [ -f "$base.ko.zst" ]; then src="$base.ko.zst"
+    else die "reference module $name not found under $MODDIR"; fi
+    if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
+        case "$src" in
+            *.xz) xz -dc "$src" > "$out.tmp" ;;
+            *.zst) zstd -dc "$src" > "$out.tmp" ;;
+            *) cp "$src" "$out.tmp" ;;
+        esac
+        mv "$out.tmp" "$out"
+    fi
+done
+ln -sf "$VMLINUZ" "$CACHE/vmlinuz"
+say "kernel $(basename "$VMLINUZ"), reference modules in .cache/modules"
+
+# ---------------------------------------------------------------- checkpatch
+CP="$CACHE/checkpatch"
+if [ ! -f "$CP/checkpatch.pl" ] || [ ! -f "$CP/spelling.txt" ] || [ ! -f "$CP/const_structs.checkpatch" ]; then
+    say "fetching linux-source-6.1 for checkpatch (big, once)"
+    TMPD=$(mktemp -d "$CACHE/dl.XXXXXX")
+    # Prefer the source version matching the headers' package version.
+    HVER=$(dpkg-query -W -f='${Version}' "linux-headers-$KVER" 2>/dev/null || true)
+    ( cd "$TMPD" && { [ -n "$HVER" ] && apt-get download "linux-source-6.1=$HVER" >/dev/null 2>&1 || apt-get download linux-source-6.1 >/dev/null 2>&1; } ) || {
+        apt_update_once
+        ( cd "$TMPD" && apt-get download linux-source-6.1 >/dev/null ) || die "apt-get download linux-source-6.1 failed"
+    }
+    dpkg -x "$TMPD"/linux-source-6.1_*.deb "$TMPD/x"
+    rm -f "$TMPD"/linux-source-6.1_*.deb
+    TARBALL=$(ls "$TMPD"/x/usr/src/linux-source-6.1.tar.* | head -n1)
+    [ -n "$TARBALL" ] || die "no tarball in linux-source-6.1"
+    mkdir -p "$CP" "$TMPD/src"
+    tar -xf "$TARBALL" -C "$TMPD/src" --wildcards '*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+        '*/scripts/const_structs.checkpatch' || die "extracting checkpatch failed"
+    for f in checkpatch.pl spelling.txt const_structs.checkpatch; do
+        cp "$(ls "$TMPD"/src/*/scripts/$f | head -n1)" "$CP/$f"
+    done
+    chmod +x "$CP/checkpatch.pl"
+    rm -rf "$TMPD"; TMPD=""
+fi
+say "checkpatch in .cache/checkpatch"
+
+# ---------------------------------------------------------------- memhog
+MH_SRC="$REPO/tests/guest/memhog.c"
+if [ ! -x "$CACHE/memhog" ] || [ "$MH_SRC" -nt "$CACHE/memhog" ]; then
+    say "building memhog"
+    gcc -static -O2 -Wall -o "$CACHE/memhog.tmp" "$MH_SRC" || die "memhog build failed"
+    mv "$CACHE/memhog.tmp" "$CACHE/memhog"
+fi
+
+# ---------------------------------------------------------------- initramfs
+BB=/bin/busybox
+[ -x "$BB" ] || BB=$(command -v busybox)
+INIT="$REPO/tests/guest/init"
+STAMP=$( { sha256sum "$BB" "$INIT" "$CACHE/memhog" "$0" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
+IRD="$CACHE/initramfs.cpio.gz"
+if [ ! -f "$IRD" ] || [ "$(cat "$CACHE/initramfs.stamp" 2>/dev/null)" != "$STAMP" ]; then
+    say "building base initramfs"
+    ROOT=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,modules,etc,root}
+    cp "$BB" "$ROOT/bin/busybox"
+    for app in $("$BB" --list-full); do
+        case "$app" in bin/busybox) continue ;; esac
+        mkdir -p "$ROOT/$(dirname "$app")"
+        [ -e "$ROOT/$app" ] || ln -s /bin/busybox "$ROOT/$app"
+    done
+    cp "$INIT" "$ROOT/init"; chmod 755 "$ROOT/init"
+    cp "$CACHE/memhog" "$ROOT/bin/memhog"
+    ( cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) | gzip -9 > "$IRD.tmp"
+    mv "$IRD.tmp" "$IRD"
+    rm -rf "$ROOT"
+    echo "$STAMP" > "$CACHE/initramfs.stamp"
+fi
+say "initramfs .cache/initramfs.cpio.gz ($(du -k "$IRD" | cut -f1) KiB)"
+say "ok"
