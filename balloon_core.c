@@ -43,7 +43,7 @@
 #define VMM_PERIOD		HZ
 
 /* Largest rate an admin may set, in 4 KiB pages per second (16 GiB/s). */
-#define VMM_RATE_LIMIT		(1U << 22)
+#define VMM_RATE_LIMIT		4194304U
 
 /* Pages per run with the basic protocol (one hypercall each). */
 #define VMM_BASIC_CHUNK		64
@@ -396,6 +396,12 @@ static unsigned long vmm_floor_pages(unsigned long ram)
 		     512UL << (20 - PAGE_SHIFT));
 }
 
+/* Most refused frames kept allocated across periods: RAM/16, 64 MiB at most. */
+static unsigned long vmm_refused_hold(unsigned long ram)
+{
+	return min(ram / 16, 64UL << (20 - PAGE_SHIFT));
+}
+
 static unsigned long vmm_cap_pages(unsigned long ram)
 {
 	if (READ_ONCE(max_size.is_percent))
@@ -488,6 +494,12 @@ static void vmm_refuse(struct vmm_balloon *b, struct page *page,
 	b->stat[size].refused++;
 }
 
+static unsigned long vmm_refused_frames(struct vmm_balloon *b)
+{
+	return b->nr_refused[VMM_4K] +
+	       b->nr_refused[VMM_2M] * vmm_frames(VMM_2M);
+}
+
 static void vmm_free_refused(struct vmm_balloon *b)
 {
 	enum vmm_size size;
@@ -534,8 +546,7 @@ static void vmm_fail_period(struct vmm_balloon *b)
 static void vmm_note_refusal(struct vmm_balloon *b, u32 status)
 {
 	if (status == VMM_ERROR_PPN_NOTNEEDED ||
-	    b->nr_refused[VMM_4K] + b->nr_refused[VMM_2M] >=
-	    READ_ONCE(refused_max))
+	    ++b->period_refused >= READ_ONCE(refused_max))
 		vmm_fail_period(b);
 }
 
@@ -741,9 +752,12 @@ static unsigned long vmm_deflate_step(struct vmm_balloon *b,
 		return 0;
 	if (b->nr_pages[VMM_2M] && (frames >= huge || pressure ||
 				    !b->nr_pages[VMM_4K])) {
-		if (frames >= huge || pressure)
+		if (pressure)
 			return vmm_unlock_pages(b, VMM_2M,
 						DIV_ROUND_UP(frames, huge)) *
+			       huge;
+		if (frames >= huge)
+			return vmm_unlock_pages(b, VMM_2M, frames / huge) *
 			       huge;
 		if (vmm_use_huge(b))
 			return vmm_split_huge(b, frames);
@@ -761,16 +775,21 @@ static unsigned long vmm_give_back(struct vmm_balloon *b,
 				   unsigned long frames)
 {
 	unsigned long freed = 0, step;
+	bool failed = b->period_failed;
+
+	/* Refused pages are not locked: they go first, without a hypercall. */
+	freed = vmm_refused_frames(b);
+	vmm_free_refused(b);
 
 	if (b->host.reset_required || !vmm_can_lock(b))
-		return 0;
+		return freed;
 	while (freed < frames && vmm_balloon_size(b)) {
 		step = vmm_deflate_step(b, frames - freed, true);
 		if (!step)
 			break;
 		freed += step;
 	}
-	b->period_failed = false;
+	b->period_failed = failed;
 	if (freed) {
 		b->holdoff_until = jiffies +
 				   READ_ONCE(pressure_holdoff) * HZ;
@@ -901,11 +920,20 @@ static void vmm_update_goal(struct vmm_balloon *b)
 
 static void vmm_new_period(struct vmm_balloon *b, unsigned long now)
 {
+	unsigned long refused = vmm_refused_frames(b);
 	u32 status;
 
-	vmm_free_refused(b);
+	/*
+	 * Refused pages stay allocated while the balloon is still inflating,
+	 * or the allocator would hand the same frames straight back. They go
+	 * back once the goal is reached or when they grow too many.
+	 */
+	if (refused && (vmm_balloon_size(b) >= b->goal ||
+			refused > vmm_refused_hold(totalram_pages())))
+		vmm_free_refused(b);
 	b->period_end = now + VMM_PERIOD;
 	b->period_done = 0;
+	b->period_refused = 0;
 	b->period_failed = false;
 	b->huge_failed = false;
 
@@ -997,6 +1025,7 @@ static unsigned long vmm_step(struct vmm_balloon *b)
 			vmm_hv_start(h, 0);
 			h->reset_required = true;
 		}
+		b->period_end = now;
 	}
 
 	if (time_after_eq(now, b->period_end)) {
@@ -1016,11 +1045,6 @@ static unsigned long vmm_step(struct vmm_balloon *b)
 	else if (size > b->goal)
 		moved = vmm_deflate(b, size - b->goal);
 
-	if (h->reset_required) {
-		/* Restart at once, in a new period. */
-		b->period_end = now;
-		return 0;
-	}
 	if (moved && !b->period_failed && vmm_balloon_size(b) != b->goal)
 		return 0;
 wait:

@@ -2,22 +2,23 @@
 /*
  * vmmemctl - the differences between the kernels we build for, in one place.
  *
- * First target: Debian's 6.1. Newer kernels change the shrinker API (6.7)
- * and account ballooned memory in /proc/meminfo (6.14).
+ * First target: Debian's 6.1. Newer kernels allocate shrinkers for their
+ * users (6.7) and account ballooned memory in /proc/meminfo. Kbuild detects
+ * each feature in the target kernel's headers (VMM_HAVE_*), so that
+ * distribution backports are handled too.
  */
 #ifndef VMMEMCTL_COMPAT_H
 #define VMMEMCTL_COMPAT_H
 
 #include <linux/mm.h>
 #include <linux/shrinker.h>
-#include <linux/version.h>
 #include <linux/vmstat.h>
 
 /*
  * Shrinkers: registered from a caller-owned struct before 6.7, allocated by
  * the kernel since. vmm_shrinker_create() hides the difference.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#ifdef VMM_HAVE_SHRINKER_ALLOC
 static inline struct shrinker *
 vmm_shrinker_create(unsigned long (*count)(struct shrinker *,
 					   struct shrink_control *),
@@ -76,7 +77,7 @@ static inline void vmm_account_inflate(long frames)
 #ifdef CONFIG_MEMORY_BALLOON
 	count_vm_events(BALLOON_INFLATE, frames);
 #endif
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+#ifdef VMM_HAVE_NR_BALLOON_PAGES
 	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
 			    frames);
 #endif
@@ -87,7 +88,7 @@ static inline void vmm_account_deflate(long frames)
 #ifdef CONFIG_MEMORY_BALLOON
 	count_vm_events(BALLOON_DEFLATE, frames);
 #endif
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+#ifdef VMM_HAVE_NR_BALLOON_PAGES
 	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
 			    -frames);
 #endif

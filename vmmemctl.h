@@ -81,9 +81,9 @@ struct vmm_page_stats {
  * @host: the session with the host
  * @work: the delayed work that polls the target and moves pages
  * @pages: ballooned (locked) pages, per size, linked through page->lru
- * @refused: pages the host refused in this period, kept allocated so the
- *           allocator does not hand them straight back; freed when the
- *           period ends
+ * @refused: pages the host refused to lock, kept allocated so the
+ *           allocator does not hand them straight back; freed once the
+ *           balloon stops inflating
  * @nr_pages: pages on @pages, per size
  * @nr_refused: pages on @refused, per size
  * @host_target: the host's last target, in 4 KiB pages, as sent
@@ -93,6 +93,7 @@ struct vmm_page_stats {
  * @deflate: deflate rate
  * @period_end: jiffies at which the current one-second period ends
  * @period_done: frames moved in the current period
+ * @period_refused: pages refused in the current period
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
  * @holdoff_until: jiffies before which the balloon does not inflate,
@@ -111,7 +112,7 @@ struct vmm_page_stats {
  * @debugfs: the debugfs file
  */
 struct vmm_balloon {
-	struct mutex lock;
+	struct mutex lock;	/* see @lock above */
 	struct vmm_host host;
 	struct delayed_work work;
 
@@ -128,6 +129,7 @@ struct vmm_balloon {
 	struct vmm_rate deflate;
 	unsigned long period_end;
 	unsigned long period_done;
+	unsigned int period_refused;
 	bool period_failed;
 	bool huge_failed;
 	unsigned long holdoff_until;
