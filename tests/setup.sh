@@ -75,42 +75,41 @@ echo "$KVER" > "$CACHE/kver.tmp" && mv "$CACHE/kver.tmp" "$CACHE/kver"
 say "kernel release $KVER"
 
 # ---------------------------------------------------------------- kernel image
+# Only boot/ and the two reference modules are taken from the image .deb. The
+# modules are stored as .kmod (plain ELF .ko): the module's `make clean` runs a
+# find over the whole source tree (.cache included) deleting *.ko and *.ko.*.
 KDIR="$CACHE/kernel"
-if [ ! -f "$CACHE/kernel.$KVER.done" ]; then
+MODS="$CACHE/modules"
+MISC="lib/modules/$KVER/kernel/drivers/misc"
+if [ "$(cat "$CACHE/kernel.kver" 2>/dev/null)" != "$KVER" ] || ! ls "$KDIR/boot/vmlinuz-$KVER" >/dev/null 2>&1 \
+        || [ ! -s "$MODS/vmw_balloon.kmod" ] || [ ! -s "$MODS/vmw_vmci.kmod" ]; then
     say "fetching linux-image-$KVER-unsigned"
-    rm -rf "$KDIR" "$CACHE"/kernel.*.done
+    rm -rf "$KDIR" "$MODS" "$CACHE/kernel.kver"
     TMPD=$(mktemp -d "$CACHE/dl.XXXXXX")
-    ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null 2>"$TMPD/err" ) || {
+    ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null 2>&1 ) || {
         apt_update_once
-        ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null ) || die "apt-get download linux-image-$KVER-unsigned failed"
+        ( cd "$TMPD" && apt-get download "linux-image-$KVER-unsigned" >/dev/null ) \
+            || die "apt-get download linux-image-$KVER-unsigned failed"
     }
-    mkdir -p "$KDIR"
-    dpkg -x "$TMPD"/linux-image-*.deb "$KDIR"
+    mkdir -p "$KDIR" "$MODS" "$TMPD/x"
+    dpkg-deb --fsys-tarfile "$TMPD"/linux-image-*.deb |
+        tar -x -C "$TMPD/x" --wildcards './boot/*' "./$MISC/vmw_balloon.ko*" "./$MISC/vmw_vmci/vmw_vmci.ko*" \
+        || die "extracting the kernel image failed"
+    mv "$TMPD/x/boot" "$KDIR/boot"
+    for m in vmw_balloon:"$MISC/vmw_balloon" vmw_vmci:"$MISC/vmw_vmci/vmw_vmci"; do
+        name=${m%%:*}; base="$TMPD/x/${m#*:}"
+        if [ -f "$base.ko" ]; then cp "$base.ko" "$MODS/$name.kmod"
+        elif [ -f "$base.ko.xz" ]; then xz -dc "$base.ko.xz" > "$MODS/$name.kmod"
+        elif [ -f "$base.ko.zst" ]; then zstd -dc "$base.ko.zst" > "$MODS/$name.kmod"
+        else die "reference module $name not in linux-image-$KVER-unsigned"; fi
+    done
     rm -rf "$TMPD"; TMPD=""
-    touch "$CACHE/kernel.$KVER.done"
+    echo "$KVER" > "$CACHE/kernel.kver"
 fi
-VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* 2>/dev/null | head -n1)
-[ -n "$VMLINUZ" ] || die "no vmlinuz in $KDIR/boot"
-MODDIR="$KDIR/lib/modules/$KVER/kernel/drivers/misc"
-mkdir -p "$CACHE/modules"
-for m in vmw_balloon:"$MODDIR/vmw_balloon" vmw_vmci:"$MODDIR/vmw_vmci/vmw_vmci"; do
-    name=${m%%:*}; base=${m#*:}
-    out="$CACHE/modules/$name.ko"
-    if [ -f "$base.ko" ]; then src="$base.ko"
-    elif [ -f "$base.ko.xz" ]; then src="$base.ko.xz"
-    elif [ -f "$base.ko.zst" ]; then src="$base.ko.zst"
-    else die "reference module $name not found under $MODDIR"; fi
-    if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
-        case "$src" in
-            *.xz) xz -dc "$src" > "$out.tmp" ;;
-            *.zst) zstd -dc "$src" > "$out.tmp" ;;
-            *) cp "$src" "$out.tmp" ;;
-        esac
-        mv "$out.tmp" "$out"
-    fi
-done
-ln -sf "$VMLINUZ" "$CACHE/vmlinuz"
-say "kernel $(basename "$VMLINUZ"), reference modules in .cache/modules"
+VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
+[ -f "$VMLINUZ" ] || die "no $VMLINUZ"
+ln -sfn "$VMLINUZ" "$CACHE/vmlinuz"
+say "kernel $(basename "$VMLINUZ"); reference modules .cache/modules/{vmw_balloon,vmw_vmci}.kmod"
 
 # ---------------------------------------------------------------- checkpatch
 CP="$CACHE/checkpatch"

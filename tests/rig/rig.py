@@ -147,6 +147,7 @@ class Rig:
         self.last_stats = None
         self.boot_seconds = None
         self._logf = None
+        self.agent_broken = None   # reason, once a command timed out (the agent is stuck)
 
     # ------------------------------------------------------------------ logging
     def log(self, msg):
@@ -164,7 +165,7 @@ class Rig:
     def _module_files(self):
         mods = {}
         for m in ('vmw_balloon', 'vmw_vmci'):
-            p = os.path.join(CACHE, 'modules', m + '.ko')
+            p = os.path.join(CACHE, 'modules', m + '.kmod')
             if os.path.exists(p):
                 mods[m] = p
         if self.driver == 'vmmemctl' or self.ko:
@@ -175,7 +176,7 @@ class Rig:
                                    capture_output=True, text=True, timeout=600)
                 if r.returncode != 0 or not os.path.exists(p):
                     raise RigError('building vmmemctl.ko failed:\n%s%s' % (r.stdout[-3000:], r.stderr[-3000:]))
-            mods[os.path.basename(p)[:-3]] = p
+            mods[re.sub(r'\.k(o|mod)$', '', os.path.basename(p))] = p
         if self.driver not in mods:
             raise RigError('driver %s: no module file (have %s)' % (self.driver, sorted(mods)))
         return mods
@@ -305,7 +306,7 @@ class Rig:
     def stop(self, clean=True):
         """Collect artifacts, power off (or kill) the guest, clean up."""
         try:
-            if self.alive() and self.agent:
+            if self.alive() and self.agent and not self.agent_broken:
                 try:
                     with open(os.path.join(self.out_dir, 'dmesg.txt'), 'w') as f:
                         f.write(self.dmesg(timeout=20))
@@ -387,16 +388,23 @@ class Rig:
         with self._agent_lock:
             if not self.agent:
                 raise RigError('no agent')
+            if self.agent_broken:
+                raise RigError('agent unusable: %s' % self.agent_broken)
             self._seq += 1
             cid = 'c%d' % self._seq
             self._send_agent(cid, script, timeout)
             # the guest may be much slower than wall time while the gdbstub holds it
             deadline = time.monotonic() + timeout + 30
-            self._wait_line(lambda l: l == '@@BEGIN ' + cid, deadline, 'reply to %r' % script[:60])
+            try:
+                self._wait_line(lambda l: l == '@@BEGIN ' + cid, deadline, 'reply to %r' % script[:60])
+            except RigError as e:
+                self.agent_broken = 'no reply to %r' % script[:60]
+                raise e
             chunks = []
             while True:
                 line = self._readline(deadline)
                 if line is None:
+                    self.agent_broken = 'truncated reply to %r' % script[:60]
                     raise RigError('timeout in reply to %r' % script[:60])
                 if line.startswith('@@END ' + cid + ' '):
                     rc = int(line.split()[2])
