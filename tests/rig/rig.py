@@ -107,6 +107,13 @@ def parse_kv(text):
         k = k.strip()
         if not k:
             continue
+        # A key may repeat (the in-tree layout names both the target and
+        # the GET_TARGET command "target"): the first one keeps the name.
+        n = 2
+        base = k
+        while k in d:
+            k = '%s#%d' % (base, n)
+            n += 1
         iv = to_int(v)
         d[k] = iv if iv is not None else v.strip()
     return d
@@ -367,6 +374,8 @@ class Rig:
                 if not data:
                     raise RigError('agent connection closed (guest died?)')
                 self.abuf += data
+            elif self.host and self.host.dead and self.host.dead != 'closed':
+                raise RigError('host loop ended: %s %s' % (self.host.dead, self.host.loop_error or ''))
             elif not self.alive():
                 raise RigError('qemu exited (rc %s)%s' % (
                     self.proc.returncode, ' (watchdog)' if self._killed_by_watchdog else ''))

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Helpers shared by the scenarios: boot, load, and two-sided assertions."""
+
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'rig'))
+
+from rig import Rig, HostConfig  # noqa: E402,F401
+from vmhost import (CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT_TARGET,  # noqa: E402,F401
+                    CAPS_DEFAULT, ERROR_PPN_INVALID, ERROR_PPN_LOCKED,
+                    ERROR_PPN_UNLOCKED, ERROR_PPN_PINNED, ERROR_PPN_NOTNEEDED)
+
+DEBUGFS = '/sys/kernel/debug/vmmemctl'
+PARAMS = '/sys/module/vmmemctl/parameters'
+OOM_RE = re.compile(r'Out of memory|oom-kill|Killed process|oom_reaper')
+
+
+def boot(name, caps=CAPS_DEFAULT, mem_mb=512, **hostkw):
+    """A fresh guest under a host granting `caps`."""
+    return Rig(name=name, mem_mb=mem_mb, host=HostConfig(caps=caps, **hostkw))
+
+
+def cmd(stats, name):
+    """(count, failed) of a command line of debugfs, e.g. 'lock: 12 (0 failed)'."""
+    m = re.match(r'(\d+) \((\d+) failed\)', str(stats.get(name, '')))
+    assert m, 'no command line %r in debugfs' % name
+    return int(m.group(1)), int(m.group(2))
+
+
+def host_count(r, name):
+    return r.host.summary()['counts'].get(name, {}).get('count', 0)
+
+
+def load(r, params='', session=True):
+    """insmod vmmemctl and, unless told otherwise, wait for the session."""
+    rc, out = r.load(params=params)
+    assert rc == 0, 'insmod failed: %s' % out
+    if session:
+        r.wait_for(lambda: r.stats().get('is resetting') == 'n', timeout=30,
+                   what='session started')
+
+
+def param(r, name):
+    rc, out = r.sh('cat %s/%s' % (PARAMS, name))
+    assert rc == 0, out
+    return out.strip()
+
+
+def set_param(r, name, value):
+    """Write a parameter; return the shell's rc (non-zero when refused)."""
+    rc, _ = r.sh('echo %s > %s/%s' % (value, PARAMS, name))
+    return rc
+
+
+def vmstat(r):
+    rc, out = r.sh('cat /proc/vmstat')
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
+
+
+def wait_size(r, pages, timeout=120):
+    """Wait until both sides agree: debugfs current and the host's locked set."""
+    r.wait_for(lambda: r.stats().get('current') == pages and
+               r.host.locked_frames() == pages,
+               timeout=timeout, what='balloon at %d pages on both sides' % pages)
+
+
+def assert_accounting(st):
+    """Every allocated page is ballooned, refused, or freed: nothing leaks."""
+    for sz in ('4k', '2M'):
+        held = st['alloc (%s)' % sz] - st['free (%s)' % sz]
+        assert held == st['pages %s' % sz] + st['refused %s' % sz], \
+            'page accounting (%s): alloc-free=%d, pages=%d, refused=%d' % (
+                sz, held, st['pages %s' % sz], st['refused %s' % sz])
+
+
+def assert_host_clean(r):
+    s = r.host.summary()
+    assert not s['violations'], 'host saw protocol violations: %s' % s['violations'][:10]
+    assert not s['loop_dead'], 'host loop died: %s' % s['loop_error']
+
+
+def assert_guest_clean(r, allow_oom=False):
+    text = r.dmesg()
+    problems = r.dmesg_problems(text)
+    assert not problems, 'dmesg problems:\n' + '\n'.join(problems[:20])
+    if not allow_oom:
+        ooms = [line for line in text.splitlines() if OOM_RE.search(line)]
+        assert not ooms, 'OOM in dmesg:\n' + '\n'.join(ooms[:10])
+
+
+def finish(r, expect_host_locked=0):
+    """Unload and check both sides: nothing locked, nothing leaked, no noise."""
+    st = r.stats()
+    assert_accounting(st)
+    rc, out = r.unload()
+    assert rc == 0, 'rmmod failed: %s' % out
+    assert r.host.locked_frames() == expect_host_locked, \
+        'host still holds %d frames after unload' % r.host.locked_frames()
+    assert_host_clean(r)
+    assert_guest_clean(r)
+
+
+def vmmemctl_lines(r):
+    return [line for line in r.dmesg().splitlines() if 'vmmemctl:' in line]
+
+
+def memfree_kb(r):
+    return r.meminfo()['MemFree']
+
+
+def settle(seconds):
+    time.sleep(seconds)

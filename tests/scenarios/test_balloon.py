@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Core balloon behaviour, seen from the guest and from the host."""
+
+import time
+
+from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID, ERROR_PPN_LOCKED,
+                    ERROR_PPN_NOTNEEDED, ERROR_PPN_PINNED, ERROR_PPN_UNLOCKED, Rig,
+                    HostConfig, assert_accounting, assert_guest_clean, assert_host_clean,
+                    boot, cmd, finish, host_count, load, memfree_kb, vmmemctl_lines,
+                    vmstat, wait_size)
+
+
+def test_not_vmware_refuses_to_load():
+    with Rig(name='not_vmware', vmware=False, host=HostConfig()) as r:
+        rc, out = r.load(arm=False)
+        assert rc != 0, 'vmmemctl loaded on a non-VMware guest'
+        text = r.dmesg()
+        assert 'vmmemctl: not running on VMware; not loading' in text, text[-1500:]
+        rc, _ = r.sh('test -e %s' % DEBUGFS)
+        assert rc != 0, 'debugfs file left behind'
+        assert r.host.summary()['commands'] == 0
+
+
+def test_inflate_deflate_basic():
+    """4096 pages up and back down, one page per hypercall."""
+    with boot('inflate_deflate_basic', caps=CAP_BASIC) as r:
+        load(r)
+        free0, vm0 = memfree_kb(r), vmstat(r)
+        r.host.set_target(4096)
+        wait_size(r, 4096, timeout=150)
+        drop = free0 - memfree_kb(r)
+        assert 14 * 1024 <= drop <= 18 * 1024, 'MemFree dropped %d kB for 16 MiB' % drop
+        vm1 = vmstat(r)
+        assert vm1['balloon_inflate'] - vm0['balloon_inflate'] == 4096
+        st = r.stats()
+        assert st['target'] == 4096 and st['pages 4k'] == 4096 and st['pages 2M'] == 0
+        assert cmd(st, 'lock') == (4096, 0)
+        assert_accounting(st)
+
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=150)
+        back = memfree_kb(r) - free0
+        assert abs(back) < 2048, 'MemFree off by %d kB after deflate' % back
+        assert vmstat(r)['balloon_deflate'] - vm0['balloon_deflate'] == 4096
+        assert host_count(r, 'UNLOCK') == 4096
+        assert host_count(r, 'BATCHED_LOCK') == 0, 'batched command without the capability'
+        finish(r)
+
+
+def test_target_changes_mid_inflate():
+    with boot('target_change', caps=CAP_BASIC) as r:
+        load(r)
+        r.host.set_target(4096)
+        r.wait_for(lambda: r.stats()['current'] >= 800, timeout=60, what='inflating')
+        r.host.set_target(600)
+        wait_size(r, 600, timeout=60)
+        r.host.set_target(2000)
+        wait_size(r, 2000, timeout=90)
+        time.sleep(2)
+        assert r.stats()['current'] == 2000 and r.host.locked_frames() == 2000, 'did not stay'
+        finish(r)
+
+
+def _reset_mid_inflate(name, caps, reset_at):
+    with boot(name, caps=caps, reset_at=reset_at) as r:
+        load(r)
+        r.host.set_target(3072)
+        wait_size(r, 3072, timeout=150)
+        h = r.host.summary()
+        st = r.stats()
+        assert h['resets_injected'] == 1, h['resets_injected']
+        assert h['starts'] >= 2, 'no fresh START after the reset'
+        assert st['reset'] == 1, 'guest did not count the reset'
+        assert st['status reset'] >= 1
+        # Popped pages were never unlocked: an unlock of a page the host no
+        # longer holds is a violation. Deflate to make sure.
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=150)
+        finish(r)
+
+
+def test_reset_mid_inflate_basic():
+    _reset_mid_inflate('reset_basic', CAP_BASIC, [700])
+
+
+def test_reset_mid_inflate_batched():
+    # Commands: START, GUEST_ID, GET_TARGET, then batches of 512.
+    _reset_mid_inflate('reset_batched', CAP_BASIC | CAP_BATCHED, [6])
+
+
+def test_refusal_codes():
+    """Each PPN_* refusal: the target is still reached, refused pages are
+    never ballooned, and all of them go back to the guest."""
+    with boot('refusals', caps=CAP_BASIC | CAP_BATCHED) as r:
+        load(r)
+        free0 = memfree_kb(r)
+        for status in (ERROR_PPN_INVALID, ERROR_PPN_LOCKED, ERROR_PPN_UNLOCKED,
+                       ERROR_PPN_PINNED, ERROR_PPN_NOTNEEDED):
+            r.host.config.refuse = (5, status)
+            before = r.stats()['errAlloc (4k)']
+            r.host.set_target(2048)
+            wait_size(r, 2048, timeout=120)
+            st = r.stats()
+            assert st['errAlloc (4k)'] > before, 'no refusal counted for status %d' % status
+            assert_accounting(st)
+            r.host.config.refuse = None
+            r.host.set_target(0)
+            wait_size(r, 0, timeout=60)
+            r.wait_for(lambda: r.stats()['refused 4k'] == 0, timeout=10,
+                       what='refused pages released')
+        assert abs(memfree_kb(r) - free0) < 2048, 'memory not returned'
+        finish(r)
+
+
+def test_one_in_seven_refused_reaches_target():
+    """The in-tree driver crawls here: the allocator hands the freed refused
+    pages straight back. vmmemctl keeps them while it inflates."""
+    with boot('one_in_seven', caps=CAP_BASIC, refuse=(7, ERROR_PPN_PINNED)) as r:
+        load(r)
+        r.host.set_target(4096)
+        wait_size(r, 4096, timeout=120)
+        st = r.stats()
+        assert st['errAlloc (4k)'] > 0
+        assert_accounting(st)
+        # Once there, the refused pages go back to the guest.
+        r.wait_for(lambda: r.stats()['refused 4k'] == 0, timeout=10, what='refused freed')
+        finish(r, expect_host_locked=0)
+
+
+def test_busy_and_failure_windows():
+    """The host fails or is busy for a while: the driver backs off, logs a
+    line or two, and carries on."""
+    with boot('busy_failure', caps=CAP_BASIC, failure_windows=[(30, 36)]) as r:
+        load(r)
+        r.host.set_target(1024)
+        wait_size(r, 1024, timeout=120)
+        n0 = r.host.summary()['commands']
+        r.host.set_busy(6)
+        r.host.set_target(2048)
+        time.sleep(6)
+        n1 = r.host.summary()['commands']
+        assert n1 - n0 <= 20, 'driver spun while the host was busy: %d commands' % (n1 - n0)
+        wait_size(r, 2048, timeout=120)
+        st = r.stats()
+        assert st['status busy'] >= 1 and st['status failure'] >= 1, st
+        lines = vmmemctl_lines(r)
+        assert len(lines) <= 12, 'dmesg flood:\n' + '\n'.join(lines)
+        finish(r)
+
+
+def test_host_never_answers():
+    with boot('never_answers', never_answer=True) as r:
+        load(r, session=False)
+        time.sleep(6)
+        st = r.stats()
+        assert st['is resetting'] == 'y' and st['current'] == 0
+        assert cmd(st, 'start')[0] >= 5, 'driver stopped retrying'
+        noisy = [line for line in vmmemctl_lines(r) if 'does not answer' in line]
+        assert len(noisy) == 1, noisy
+        rc, out = r.unload()
+        assert rc == 0, out
+        assert_guest_clean(r)
+
+
+def test_absurd_target_is_bounded():
+    """A target ten times the guest's RAM: the balloon stops at the free
+    memory floor and the guest stays healthy."""
+    with boot('absurd_target', mem_mb=512) as r:
+        load(r)
+        ram = r.meminfo()['MemTotal'] // 4
+        r.host.set_target(10 * ram)
+        r.wait_for(lambda: r.stats()['limited by'] in ('min_free', 'ram')
+                   and r.stats()['current'] == r.stats()['goal'] > ram // 2,
+                   timeout=120, what='balloon stops at its bound')
+        st = r.stats()
+        assert st['target'] == 10 * ram and st['current'] < ram
+        avail = r.meminfo()['MemAvailable']
+        assert avail >= 6 * 1024, 'balloon took the floor: MemAvailable %d kB' % avail
+        assert r.host.locked_frames() == st['current']
+        rc, _ = r.sh('echo alive')
+        assert rc == 0
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=120)
+        finish(r)
+
+
+def test_rmmod_with_full_balloon():
+    """Unload returns every page, and the host is left holding nothing."""
+    with boot('rmmod_full') as r:
+        load(r)
+        free0 = memfree_kb(r)
+        r.host.set_target(8192 + 100)
+        wait_size(r, 8192 + 100, timeout=120)
+        t = time.monotonic()
+        finish(r)
+        assert time.monotonic() - t < 30
+        back = memfree_kb(r) - free0
+        assert abs(back) < 1024, 'MemFree off by %d kB after rmmod' % back
+        assert any('unloaded;' in line for line in r.dmesg().splitlines())
+
+
+def test_rmmod_when_host_fails_unload_start():
+    """The host answers FAILURE to the unload's START: no hang, memory back."""
+    with boot('rmmod_start_fails') as r:
+        load(r)
+        free0 = memfree_kb(r)
+        r.host.set_target(4096 + 512)
+        wait_size(r, 4096 + 512, timeout=120)
+        n = r.host.summary()['commands']
+        r.host.config.failure_windows = [(n + 1, n + 1000)]
+        t = time.monotonic()
+        rc, out = r.unload()
+        assert rc == 0, out
+        assert time.monotonic() - t < 30, 'rmmod took too long'
+        assert abs(memfree_kb(r) - free0) < 1024
+        assert any('did not acknowledge the unload' in line for line in r.dmesg().splitlines())
+        assert_host_clean(r)
+        assert_guest_clean(r)
