@@ -320,6 +320,8 @@ class VmHost:
         self.touch_checked = 0
         self.first_cmd_time = None
         self.last_cmd_time = None
+        self.history = collections.deque(maxlen=200000)   # (n, t, name, arg1, arg2, status, result)
+        self._inject = collections.deque()                 # statuses for the next commands
         self.transcript = open(transcript_path, 'w', buffering=1 << 16) if transcript_path else None
         if self.transcript:
             self.transcript.write('# idx time_s command arg1 arg2 status result [entries]\n')
@@ -346,6 +348,22 @@ class VmHost:
         with self._lock:
             self._target = int(pages)
             self._schedule = []
+
+    def inject(self, status, count=1):
+        """Answer the next `count` commands with `status` (ERROR_RESET also drops the balloon)."""
+        with self._lock:
+            self._inject.extend([status] * count)
+
+    def commands(self, name=None):
+        """History of commands as dicts (n, t, cmd, arg1, arg2, status, result)."""
+        with self._lock:
+            return [dict(zip(('n', 't', 'cmd', 'arg1', 'arg2', 'status', 'result'), h))
+                    for h in self.history if name is None or h[2] == name]
+
+    def flush(self):
+        with self._lock:
+            if self.transcript and not self.transcript.closed:
+                self.transcript.flush()
 
     @property
     def target(self):
@@ -765,10 +783,13 @@ class VmHost:
         extra = ''
         target = self._current_target()
 
+        injected = self._inject.popleft() if self._inject else None
         if magic != MAGIC:
             self._violate(n, name, 'bad-magic', '%#x' % regs['rax'])
             status = FAILURE
-        elif n in cfg.reset_at:
+        elif injected is not None and injected != ERROR_RESET:
+            status = injected
+        elif n in cfg.reset_at or injected == ERROR_RESET:
             status = ERROR_RESET
             self.resets_injected += 1
             self._verify_release(n, name)
@@ -853,6 +874,7 @@ class VmHost:
             if cfg.garbage_on_failure and status != FAILURE:
                 result = GARBAGE
         self._sample()
+        self.history.append((n, round(now - self.t0, 4), name, arg1, arg2, status, result))
         if self.transcript:
             self.transcript.write('%d %.3f %s %#x %#x %s %s%s\n' % (
                 n, now - self.t0, name, arg1, arg2, status_name(status),
