@@ -5,6 +5,8 @@
 #   make                 build against the running kernel
 #   make KDIR=<dir>      build against another kernel's build tree
 #   make install         install to the kernel's extra/ and run depmod
+#   make dkms-install    copy the sources to /usr/src, dkms add/build/install
+#   make dkms-uninstall  dkms remove (every kernel) and delete /usr/src copy
 #   make clean
 #   make demo            boot a VMware-looking guest and watch the balloon
 #   make check           every test (static checks and guest scenarios)
@@ -13,6 +15,11 @@
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 PWD := $(shell pwd)
+
+# One source of truth for the version: vmmemctl.h. dkms.conf must agree.
+VERSION := $(shell sed -n 's/.*define VMMEMCTL_VERSION[^"]*"\([^"]*\)".*/\1/p' $(PWD)/vmmemctl.h)
+DKMS_SRC := /usr/src/vmmemctl-$(VERSION)
+DKMS_FILES := Kbuild Makefile dkms.conf $(filter-out %.mod.c,$(wildcard *.c)) $(wildcard *.h)
 
 all: modules
 
@@ -26,6 +33,23 @@ install: modules
 clean:
 	$(MAKE) -C $(KDIR) M=$(PWD) clean
 
+dkms-check:
+	@test -n "$(VERSION)" || { echo "no VMMEMCTL_VERSION in vmmemctl.h"; exit 1; }
+	@grep -qx 'PACKAGE_VERSION="$(VERSION)"' dkms.conf || \
+		{ echo "dkms.conf: PACKAGE_VERSION is not $(VERSION) (vmmemctl.h)"; exit 1; }
+
+dkms-install: dkms-check dkms-uninstall
+	mkdir -p $(DKMS_SRC)
+	cp $(DKMS_FILES) $(DKMS_SRC)/
+	dkms add vmmemctl/$(VERSION)
+	dkms build vmmemctl/$(VERSION) -k $(KVER)
+	dkms install vmmemctl/$(VERSION) -k $(KVER)
+
+dkms-uninstall:
+	if test -d /var/lib/dkms/vmmemctl/$(VERSION); then \
+		dkms remove vmmemctl/$(VERSION) --all; fi
+	rm -rf $(DKMS_SRC)
+
 demo:
 	bash tests/demo.sh
 
@@ -35,4 +59,5 @@ check:
 bench:
 	bash tests/bench.sh
 
-.PHONY: all modules install clean demo check bench
+.PHONY: all modules install clean dkms-check dkms-install dkms-uninstall \
+	demo check bench
