@@ -196,7 +196,7 @@ class GdbRemote:
                 raise GdbError('timeout waiting for a gdbstub reply')
             self.fill(left)
 
-    def transact(self, payloads, timeout=10.0, chunk=64):
+    def transact(self, payloads, timeout=10.0, chunk=256):
         """Send packets pipelined, return their replies in order (guest stopped)."""
         out = []
         for i in range(0, len(payloads), chunk):
@@ -407,6 +407,30 @@ class VmHost:
         if self.config.touch_check and (self.locked4k or self.locked2m):
             self._request('verify', None, timeout)
 
+    def call_stopped(self, fn, timeout=60.0):
+        """Run fn(host) in the loop thread while the guest is stopped; return its result.
+
+        fn may use host.read_phys(paddr, n) / host.write_phys(paddr, data).
+        """
+        return self._request('call', fn, timeout)
+
+    def read_phys(self, paddr, n):
+        """Guest-physical read (only from call_stopped)."""
+        out = b''
+        while n > 0:
+            k = min(n, 2048)
+            out += self._read_mem_many([(paddr, k)])[0]
+            paddr += k
+            n -= k
+        return out
+
+    def write_phys(self, paddr, data):
+        """Guest-physical write (only from call_stopped)."""
+        regs = [(paddr + o, data[o:o + 1024]) for o in range(0, len(data), 1024)]
+        reps = self.gdb.transact(self._write_mem_packets(regs))
+        if any(r != b'OK' for r in reps):
+            raise GdbError('memory write failed: %r' % reps[:3])
+
     def close(self):
         self._closing = True
         try:
@@ -516,7 +540,7 @@ class VmHost:
         if self.dead:
             raise GdbError('vmhost loop is dead: %s' % self.dead)
         ev = threading.Event()
-        item = {'kind': kind, 'arg': arg, 'ev': ev, 'err': None}
+        item = {'kind': kind, 'arg': arg, 'ev': ev, 'err': None, 'result': None}
         with self._lock:
             self._requests.append(item)
         os.write(self._wake_w, b'x')
@@ -524,6 +548,7 @@ class VmHost:
             raise GdbError('vmhost request %s timed out' % kind)
         if item['err']:
             raise GdbError('vmhost request %s failed: %s' % (kind, item['err']))
+        return item['result']
 
     def _loop(self):
         g = self.gdb
@@ -592,6 +617,8 @@ class VmHost:
                     self.bps.clear()
                     if any(r != b'OK' for r in rep):
                         it['err'] = 'z0 failed: %r' % rep
+                elif it['kind'] == 'call':
+                    it['result'] = it['arg'](self)
                 elif it['kind'] == 'verify':
                     with self._lock:
                         self._verify_release(0, 'final_check', release=False)
@@ -664,7 +691,9 @@ class VmHost:
 
     def _read_mem_many(self, regions):
         """regions: [(paddr, len)] each <= 2048 bytes -> [bytes]."""
-        reps = self.gdb.transact(['m%x,%x' % (self._phys(a), n) for a, n in regions])
+        biggest = max((n for _, n in regions), default=1)
+        reps = self.gdb.transact(['m%x,%x' % (self._phys(a), n) for a, n in regions],
+                                 chunk=max(1, min(256, 65536 // (2 * biggest + 8))))
         out = []
         for (a, n), r in zip(regions, reps):
             if len(r) != 2 * n or r[:1] == b'E' and len(r) == 3:
@@ -880,8 +909,10 @@ class VmHost:
                 n, now - self.t0, name, arg1, arg2, status_name(status),
                 '-' if result is None else result, (' ' + extra) if extra else ''))
 
+        # Memory writes (patterns, per-entry statuses) go in the same burst as the
+        # register writes and `c`: their replies are checked by the loop afterwards.
         packets = self._write_mem_packets(mem_pre) if mem_pre else []
-        if mem_pre:
+        if len(packets) > 64:
             reps = self.gdb.transact(packets)
             if any(r != b'OK' for r in reps):
                 self.gdb_errors.append('memory write failed at #%d' % n)
