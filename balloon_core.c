@@ -931,6 +931,12 @@ static void vmm_new_period(struct vmm_balloon *b, unsigned long now)
 	if (refused && (vmm_balloon_size(b) >= b->goal ||
 			refused > vmm_refused_hold(totalram_pages())))
 		vmm_free_refused(b);
+
+	/* A rate that was the limit for a whole period without trouble grows. */
+	if (b->period_saturated && !b->period_failed)
+		vmm_rate_grow(b->period_saturated);
+	b->period_saturated = NULL;
+
 	b->period_end = now + VMM_PERIOD;
 	b->period_done = 0;
 	b->period_refused = 0;
@@ -983,8 +989,8 @@ static unsigned long vmm_inflate(struct vmm_balloon *b, unsigned long frames)
 
 	locked = vmm_lock_list(b, &list, size) * vmm_frames(size);
 	b->period_done += locked;
-	if (b->period_done >= budget && !b->period_failed)
-		vmm_rate_grow(&b->inflate);
+	if (b->period_done >= budget)
+		b->period_saturated = &b->inflate;
 	if (locked)
 		trace_vmmemctl_inflate(locked, vmm_balloon_size(b), b->goal);
 	/* A 2 MiB allocation failure is not a failure: retry with 4 KiB. */
@@ -1004,7 +1010,7 @@ static unsigned long vmm_deflate(struct vmm_balloon *b, unsigned long frames)
 	if (b->period_failed)
 		vmm_rate_shrink(&b->deflate);
 	else if (b->period_done >= budget)
-		vmm_rate_grow(&b->deflate);
+		b->period_saturated = &b->deflate;
 	if (freed)
 		trace_vmmemctl_deflate(freed, vmm_balloon_size(b), b->goal);
 	return freed;
@@ -1025,6 +1031,7 @@ static unsigned long vmm_step(struct vmm_balloon *b)
 			vmm_hv_start(h, 0);
 			h->reset_required = true;
 		}
+		vmm_pop(b);
 		b->period_end = now;
 	}
 

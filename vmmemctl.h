@@ -94,6 +94,7 @@ struct vmm_page_stats {
  * @period_end: jiffies at which the current one-second period ends
  * @period_done: frames moved in the current period
  * @period_refused: pages refused in the current period
+ * @period_saturated: the rate that limited this period, grown when it ends
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
  * @holdoff_until: jiffies before which the balloon does not inflate,
@@ -130,6 +131,7 @@ struct vmm_balloon {
 	unsigned long period_end;
 	unsigned long period_done;
 	unsigned int period_refused;
+	struct vmm_rate *period_saturated;
 	bool period_failed;
 	bool huge_failed;
 	unsigned long holdoff_until;

@@ -212,7 +212,8 @@ def test_rmmod_when_host_fails_unload_start():
         rc, out = r.unload()
         assert rc == 0, out
         assert time.monotonic() - t < 30, 'rmmod took too long'
-        assert abs(memfree_kb(r) - free0) < 1024
+        back = memfree_kb(r) - free0
+        assert abs(back) < 2048, 'MemFree off by %d kB after rmmod' % back
         assert any('did not acknowledge the unload' in line for line in r.dmesg().splitlines())
         assert_host_clean(r)
         assert_guest_clean(r)
