@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Protocol modes: what the host grants decides what the guest sends."""
+
+from common import (CAP_2M, CAP_64BIT_TARGET, CAP_BASIC, CAP_BATCHED, assert_accounting,
+                    assert_guest_clean, assert_host_clean, boot, finish, load, set_param,
+                    wait_size)
+
+LOCKS = ('LOCK', 'BATCHED_LOCK', 'BATCHED_2M_LOCK')
+UNLOCKS = ('UNLOCK', 'BATCHED_UNLOCK', 'BATCHED_2M_UNLOCK')
+
+# host grants -> (lock command expected, unlock command expected)
+MATRIX = [
+    ('basic', CAP_BASIC, 'LOCK', 'UNLOCK'),
+    ('batched', CAP_BASIC | CAP_BATCHED, 'BATCHED_LOCK', 'BATCHED_UNLOCK'),
+    ('batched_2m', CAP_BASIC | CAP_BATCHED | CAP_2M, 'BATCHED_2M_LOCK', 'BATCHED_2M_UNLOCK'),
+    ('all', CAP_BASIC | CAP_BATCHED | CAP_2M | CAP_64BIT_TARGET, 'BATCHED_2M_LOCK',
+     'BATCHED_2M_UNLOCK'),
+]
+
+
+def counts(r):
+    c = r.host.summary()['counts']
+    return {k: c.get(k, {}).get('count', 0) for k in LOCKS + UNLOCKS + ('START',)}
+
+
+def delta(a, b):
+    return {k: b[k] - a[k] for k in a}
+
+
+def cycle(r, pages):
+    """Inflate to `pages` and back to 0; return the host's command deltas."""
+    c0 = counts(r)
+    r.host.set_target(pages)
+    wait_size(r, pages, timeout=150)
+    c1 = counts(r)
+    assert_accounting(r.stats())
+    r.host.set_target(0)
+    wait_size(r, 0, timeout=150)
+    return delta(c0, c1), delta(c1, counts(r))
+
+
+def test_capability_matrix():
+    """One guest, reloaded under each grant; zero violations throughout."""
+    with boot('cap_matrix', caps=CAP_BASIC) as r:
+        for name, caps, lock, unlock in MATRIX:
+            r.host.config.caps = caps
+            load(r)
+            st = r.stats()
+            assert st['used capabilities'] == caps, (name, hex(st['used capabilities']))
+            pages = 2048 if name == 'basic' else 8192
+            up, down = cycle(r, pages)
+            for k in LOCKS:
+                if k != lock:
+                    assert up[k] == 0, '%s: host saw %s' % (name, k)
+            for k in UNLOCKS:
+                if k != unlock:
+                    assert down[k] == 0, '%s: host saw %s' % (name, k)
+            per_call = {'LOCK': 1, 'BATCHED_LOCK': 512, 'BATCHED_2M_LOCK': 512 * 512}[lock]
+            assert up[lock] >= pages // per_call and up[lock] <= pages // min(per_call, 512) + 8, \
+                '%s: %d %s calls for %d pages' % (name, up[lock], lock, pages)
+            r.log('%s: %d %s, %d %s for %d pages' % (name, up[lock], lock, down[unlock], unlock,
+                                                      pages))
+            finish(r)
+
+
+def test_old_host_plain_success():
+    """A host that answers START with plain SUCCESS speaks the basic protocol."""
+    with boot('old_host', old_host=True) as r:
+        load(r)
+        assert r.stats()['used capabilities'] == CAP_BASIC
+        up, down = cycle(r, 1024)
+        assert up['LOCK'] == 1024 and up['BATCHED_LOCK'] == 0 and up['BATCHED_2M_LOCK'] == 0
+        finish(r)
+
+
+def test_admin_switches_off_batching_and_2m():
+    with boot('switches') as r:
+        load(r, params='huge_pages=n')
+        assert r.stats()['used capabilities'] == CAP_BASIC | CAP_BATCHED | CAP_64BIT_TARGET
+        up, _ = cycle(r, 2048)
+        assert up['BATCHED_LOCK'] >= 4 and up['BATCHED_2M_LOCK'] == 0
+        # At runtime: the session restarts with the new offer.
+        starts = r.host.summary()['starts']
+        assert set_param(r, 'batching', 'n') == 0
+        r.wait_for(lambda: r.stats()['used capabilities'] == CAP_BASIC | CAP_64BIT_TARGET,
+                   timeout=20, what='renegotiated without batching')
+        assert r.host.summary()['starts'] > starts
+        up, _ = cycle(r, 512)
+        assert up['LOCK'] == 512 and up['BATCHED_LOCK'] == 0
+        st = r.stats()
+        assert st['reset'] == 0, 'an admin switch is not a host reset'
+        finish(r)
+
+
+def test_2m_balloon_shrinks_by_less_than_2m():
+    """With only 2 MiB pages ballooned, a small deflate splits one page."""
+    with boot('split_2m') as r:
+        load(r)
+        r.host.set_target(4096)
+        wait_size(r, 4096)
+        st = r.stats()
+        assert st['pages 2M'] == 8 and st['pages 4k'] == 0, st
+        r.host.set_target(4000)
+        wait_size(r, 4000)
+        st = r.stats()
+        assert st['pages 2M'] == 7 and st['pages 4k'] == 4000 - 7 * 512, st
+        assert_accounting(st)
+        r.host.set_target(0)
+        wait_size(r, 0)
+        finish(r)
+
+
+def test_reset_inside_2m_batches_and_rmmod():
+    """RESET answered to a 2 MiB batch; then rmmod with 2 MiB pages held."""
+    with boot('reset_2m', reset_at=[5]) as r:
+        load(r)
+        r.host.set_target(8192)
+        wait_size(r, 8192)
+        s = r.host.summary()
+        assert s['resets_injected'] == 1 and s['starts'] >= 2
+        assert r.stats()['pages 2M'] == 16
+        finish(r)
+
+
+def test_64bit_target_clamped():
+    """A 64-bit target (granted) far above RAM is bounded by the guest."""
+    with boot('target64') as r:
+        load(r)
+        r.host.set_target(1 << 40)
+        r.wait_for(lambda: r.stats()['target'] == 1 << 40 and
+                   r.stats()['limited by'] in ('ram', 'min_free'),
+                   timeout=30, what='64-bit target seen and bounded')
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=120)
+        assert_host_clean(r)
+        assert_guest_clean(r)
+        finish(r)
