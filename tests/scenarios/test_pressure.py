@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Guest first: the balloon gives way before the guest OOM-kills anything."""
+
+import time
+
+from common import assert_accounting, assert_guest_clean, assert_host_clean, boot, load, \
+    set_param, OOM_RE
+
+
+def test_pressure_no_oom_kill_then_reinflate():
+    with boot('pressure', mem_mb=256) as r:
+        load(r, params='pressure_holdoff=8')
+        mem = r.meminfo()
+        ram = mem['MemTotal'] // 4
+        r.host.set_target(ram * 90 // 100)
+        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
+                   r.stats()['current'] == r.stats()['goal'],
+                   timeout=90, what='balloon full up to the floor')
+        time.sleep(2)
+        full = r.stats()['current']
+        assert full > ram // 2, 'balloon only took %d of %d pages' % (full, ram)
+
+        need_mib = mem['MemTotal'] * 60 // 100 // 1024
+        t = time.monotonic()
+        rc, out = r.sh('memhog %d 2' % need_mib, timeout=300)
+        took = time.monotonic() - t
+        assert rc == 0 and ('touched %d MiB' % need_mib) in out, 'memhog: rc %d %s' % (rc, out)
+        st = r.stats()
+        released = st['shrinkFree'] + st['oomFree']
+        assert released > 0, 'balloon gave nothing back: %s' % st
+        r.log('memhog %d MiB took %.1fs; shrink %d/%d oom %d/%d' % (
+            need_mib, took, st['shrink'], st['shrinkFree'], st['oom'], st['oomFree']))
+        text = r.dmesg()
+        kills = [line for line in text.splitlines() if OOM_RE.search(line)]
+        assert not kills, 'OOM kill:\n' + '\n'.join(kills)
+        assert r.host.locked_frames() == st['current'], 'host and guest disagree'
+
+        # The hold-off passes and the balloon grows again toward the host.
+        low = st['current']
+        r.wait_for(lambda: r.stats()['current'] > low + 8192, timeout=60,
+                   what='re-inflation after the hold-off')
+        assert_accounting(r.stats())
+        r.host.set_target(0)
+        r.wait_for(lambda: r.stats()['current'] == 0, timeout=120, what='deflated')
+        rc, _ = r.unload()
+        assert rc == 0
+        assert r.host.locked_frames() == 0
+        assert_host_clean(r)
+        assert_guest_clean(r)
+
+
+def test_pressure_release_off_is_respected():
+    """With the pressure response off the shrinker gives nothing back."""
+    with boot('pressure_off', mem_mb=256) as r:
+        load(r)
+        assert set_param(r, 'pressure_release', 'n') == 0
+        ram = r.meminfo()['MemTotal'] // 4
+        r.host.set_target(ram // 4)
+        r.wait_for(lambda: r.stats()['current'] == ram // 4, timeout=60, what='inflated')
+        rc, out = r.sh('memhog %d 1' % (ram // 4 // 256), timeout=120)
+        assert rc == 0, out
+        st = r.stats()
+        assert st['shrinkFree'] == 0 and st['oomFree'] == 0, st
+        rc, _ = r.unload()
+        assert rc == 0
+        assert_host_clean(r)
+        assert_guest_clean(r)
