@@ -107,16 +107,20 @@ def module_kb(r, names):
 def phase(r, pages, calib):
     """Set the host's target to `pages`, wait until the host holds them.
     Returns hypercalls, guest seconds, guest busy seconds, host seconds."""
-    n0 = r.host.summary()['commands']
+    s0 = r.host.summary()
+    n0 = s0['commands']
     up0, cpu0 = probe(r)
     t0 = time.monotonic()
     r.host.set_target(pages)
     wait_host(r, pages, timeout=240)
     t1 = time.monotonic()
     up1, cpu1 = probe(r)
-    n1 = r.host.summary()['commands']
-    return {'cmds': n1 - n0, 'guest_s': max(0.0, up1 - up0 - calib[0]),
-            'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1]),
+    s1 = r.host.summary()
+    guest_s = max(0.0, up1 - up0 - calib[0])
+    lock = sum(v['count'] for k, v in s1['counts'].items() if 'LOCK' in k) - \
+        sum(v['count'] for k, v in s0['counts'].items() if 'LOCK' in k)
+    return {'cmds': s1['commands'] - n0, 'lock_cmds': lock, 'guest_s': guest_s,
+            'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1] - calib[2] * guest_s),
             'host_s': t1 - t0}
 
 
@@ -143,7 +147,13 @@ def run_mode(driver, label, caps, pages, i):
         ps = [probe(r) for _ in range(4)]
         calib = (statistics.median(ps[k + 1][0] - ps[k][0] for k in range(3)),
                  statistics.median(ps[k + 1][1] - ps[k][1] for k in range(3)) / 100.0)
-        res['calib_s'], res['calib_cpu_s'] = calib
+        # and the idle guest's own busy time per second (timer ticks, the agent)
+        up_a, cpu_a = probe(r)
+        time.sleep(3)
+        up_b, cpu_b = probe(r)
+        idle = max(0.0, ((cpu_b - cpu_a) / 100.0 - calib[1]) / max(0.5, up_b - up_a - calib[0]))
+        calib = calib + (idle,)
+        res['calib_s'], res['calib_cpu_s'], res['idle_cpu_per_s'] = calib
         time.sleep(1)
         res['inflate'] = phase(r, pages, calib)
         st = r.stats()
@@ -269,6 +279,11 @@ def figures(results):
     for label, _, pages in MODES:
         scale = GIB_PAGES / float(pages)
         for ph in ('inflate', 'deflate'):
+            rows.append(('  of which (un)lock commands, %sd, %s' % (ph, label),
+                         vals(label, lambda x, ph=ph, s=scale: x[ph]['lock_cmds'] * s)))
+    for label, _, pages in MODES:
+        scale = GIB_PAGES / float(pages)
+        for ph in ('inflate', 'deflate'):
             rows.append(('guest busy CPU s per GiB %sd, %s' % (ph, label),
                          vals(label, lambda x, ph=ph, s=scale: x[ph]['cpu_s'] * s)))
     for label, _, pages in MODES:
@@ -342,9 +357,11 @@ def machine():
 NOTES = """Notes: one fresh TCG guest (512 MiB, 1 vCPU) per driver, workload and run; drivers alternate.
 Balloon sizes: basic %s, batched modes %s; figures are scaled to 1 GiB.
 *hypercalls*: every command the simulated host answered between the target change and
-the host holding the target (GET_TARGET polls included). *guest busy CPU*: delta of
+the host holding the target (GET_TARGET polls included; the (un)lock rows count only the
+LOCK/UNLOCK commands, batched or not). *guest busy CPU*: delta of
 system+irq+softirq jiffies in the guest's /proc/stat over the phase (USER_HZ 100, so
-10 ms granularity before scaling), guest otherwise idle; it is a proxy for the driver's
+10 ms granularity before scaling), guest otherwise idle, minus the idle guest's own
+rate measured for 3 s before; it is a proxy for the driver's
 work, not a per-thread attribution. *time to target*: guest uptime from the target
 change until the host holds it, minus one agent round trip (the CPU figure likewise
 subtracts the guest CPU of one idle agent round trip); TCG makes absolute times
