@@ -325,7 +325,8 @@ class Rig:
                     except Exception as e:
                         self.log('final_check failed: %s' % e)
                 try:
-                    self._send_agent('poweroff', '', 5)
+                    with self._agent_lock:
+                        self._send_agent('poweroff', '', 5)
                 except Exception:
                     pass
                 if self.proc:
@@ -390,7 +391,7 @@ class Rig:
 
     def _send_agent(self, cid, script, timeout):
         b64 = base64.b64encode(script.encode()).decode()
-        self.agent.sendall(('%s %d %s\n' % (cid, int(timeout), b64)).encode())
+        self.agent.sendall(('%s %d %d %s\n' % (cid, int(timeout), len(b64), b64)).encode())
 
     def sh(self, script, timeout=60, check=False):
         """Run a shell script in the guest. Returns (rc, stdout+stderr)."""
@@ -401,14 +402,36 @@ class Rig:
                 raise RigError('agent unusable: %s' % self.agent_broken)
             self._seq += 1
             cid = 'c%d' % self._seq
-            self._send_agent(cid, script, timeout)
+            what = 'reply to %r' % script[:60]
             # the guest may be much slower than wall time while the gdbstub holds it
             deadline = time.monotonic() + timeout + 30
-            try:
-                self._wait_line(lambda l: l == '@@BEGIN ' + cid, deadline, 'reply to %r' % script[:60])
-            except RigError as e:
-                self.agent_broken = 'no reply to %r' % script[:60]
-                raise e
+            sends = 0
+            acked = False
+            while True:
+                if not acked:
+                    if sends >= 4:
+                        self.agent_broken = 'command not acknowledged: %r' % script[:60]
+                        raise RigError('agent did not acknowledge %r' % script[:60])
+                    self._send_agent(cid, script, timeout)
+                    sends += 1
+                    ack_deadline = min(deadline, time.monotonic() + 20)
+                line = self._readline(ack_deadline if not acked else deadline)
+                if line is None:
+                    if acked or time.monotonic() >= deadline:
+                        self.agent_broken = 'no %s' % what
+                        raise RigError('timeout waiting for %s; console tail:\n%s' % (
+                            what, self.console()[-3000:]))
+                    self.log('agent: no ack for %s, sending again' % cid)
+                    continue
+                if line == '@@NAK ' + cid:
+                    self.log('agent: NAK for %s (line cut short), sending again' % cid)
+                    acked = False
+                    continue
+                if line == '@@ACK ' + cid:
+                    acked = True
+                    continue
+                if line == '@@BEGIN ' + cid:
+                    break
             chunks = []
             while True:
                 line = self._readline(deadline)
@@ -428,10 +451,29 @@ class Rig:
     def modname(self, driver=None):
         return (driver or self.driver).replace('-', '_')
 
-    def load(self, params='', driver=None, timeout=60, arm=True):
-        """insmod the driver (vmw_balloon: vmw_vmci first), arm the host. Returns (rc, output)."""
+    def kallsyms(self, sym):
+        """Address of a kernel symbol (stable with nokaslr), cached."""
+        if not hasattr(self, '_ksyms'):
+            self._ksyms = {}
+        if sym not in self._ksyms:
+            rc, out = self.sh("grep -m1 ' %s$' /proc/kallsyms" % sym, timeout=30)
+            self._ksyms[sym] = int(out.split()[0], 16) if rc == 0 and out.strip() else None
+        return self._ksyms[sym]
+
+    def load(self, params='', driver=None, timeout=60, arm=True, prearm=True):
+        """insmod the driver (vmw_balloon: vmw_vmci first), arm the host. Returns (rc, output).
+
+        prearm: breakpoints go in before the module's init runs (see VmHost.prearm), so
+        hypercalls made by init are answered too; sysfs confirms them after insmod.
+        """
         driver = driver or self.driver
         mod = self.modname(driver)
+        if arm and prearm and not self.config.never_answer:
+            addr = self.kallsyms('do_init_module')
+            if addr:
+                self.host.prearm(self.ko_path(driver), mod, addr)
+            else:
+                self.log('prearm: no do_init_module in kallsyms')
         pre = ''
         if driver == 'vmw_balloon':
             pre = 'grep -q "^vmw_vmci " /proc/modules || insmod /modules/vmw_vmci.ko || echo "vmw_vmci insmod failed"\n'
@@ -450,6 +492,10 @@ class Rig:
                 lines.append(line)
         text = '\n'.join(lines)
         self.log('insmod %s %s -> rc %d%s' % (driver, params, rc, (': ' + text.strip()) if text.strip() else ''))
+        if self.host.init_bp is not None:
+            self.host._request('unprearm', None, 30)
+        if arm and prearm and self.host.prearm_result:
+            self.log('pre-armed %s: %s' % (mod, self.host.prearm_result))
         if rc == 0:
             self.loaded = mod
             if arm:

@@ -245,6 +245,46 @@ def find_inl_offsets(ko_path):
     return dict(found)
 
 
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+
+
+def elf_sections(ko_path):
+    """[(name, flags, addralign, size, file_offset)] of an ELF64 relocatable."""
+    with open(ko_path, 'rb') as f:
+        data = f.read()
+    if data[:4] != b'\x7fELF' or data[4] != 2:
+        raise ValueError('%s: not ELF64' % ko_path)
+    shoff, = struct.unpack_from('<Q', data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3A)
+    hdrs = [struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * shentsize) for i in range(shnum)]
+    stroff = hdrs[shstrndx][4]
+    out = []
+    for h in hdrs:
+        nm = data[stroff + h[0]:data.index(b'\0', stroff + h[0])].decode()
+        out.append((nm, h[2], h[8], h[5], h[4]))
+    return out, data
+
+
+def module_text_layout(ko_path):
+    """Offsets of the executable core sections from the module's core base.
+
+    Mirrors layout_sections() of kernel/module/main.c (6.1, x86: no ARCH_SHF_SMALL):
+    the first pass places SHF_EXECINSTR|SHF_ALLOC sections, in ELF order, skipping
+    .init*, each aligned to its sh_addralign.
+    """
+    secs, data = elf_sections(ko_path)
+    size = 0
+    layout = {}
+    for nm, flags, align, sz, _ in secs:
+        if (flags & (SHF_EXECINSTR | SHF_ALLOC)) != (SHF_EXECINSTR | SHF_ALLOC) or nm.startswith('.init'):
+            continue
+        a = align or 1
+        size = (size + a - 1) // a * a
+        layout[nm] = size
+        size += sz
+    return layout
+
+
 def qemu_pc_ram_ranges(mem_bytes):
     """Guest-physical RAM ranges [(start_pfn, end_pfn)) of QEMU's `pc` machine."""
     lowmem = 0xE0000000
@@ -266,7 +306,7 @@ def pattern_for(pfn, nbytes):
 class VmHost:
     """The simulated hypervisor. Thread-safe API; one loop thread owns the socket."""
 
-    REGS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rip')
+    REGS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rip')
 
     def __init__(self, config=None, mem_mb=512, transcript_path=None, log=None):
         self.config = config or HostConfig()
@@ -288,6 +328,9 @@ class VmHost:
         self.regoff = {}
         self.phys_mode = False
         self.bps = set()            # armed breakpoint addresses
+        self.init_bp = None         # do_init_module breakpoint while pre-arming
+        self._prearm = None         # what to arm when the module reaches do_init_module
+        self.prearm_result = None
         self._bp_owner = {}
         self.t0 = time.monotonic()
         self._target = self.config.target
@@ -399,6 +442,35 @@ class VmHost:
             return []
         self._request('arm', addrs, timeout)
         return addrs
+
+    def prearm(self, ko_path, modname, do_init_module_addr, timeout=30.0):
+        """Arm the module's `inl`s before its init runs.
+
+        A one-shot breakpoint on the kernel's do_init_module(mod) finds the module's
+        core base in struct module (verified against the .ko's bytes), places the
+        breakpoints from the .ko's section layout, and lets init run. Call right
+        before insmod; arm() afterwards checks the addresses against sysfs.
+        """
+        if self.config.never_answer:
+            return
+        offs = find_inl_offsets(ko_path)
+        layout = module_text_layout(ko_path)
+        secs, data = elf_sections(ko_path)
+        fileoff = {nm: fo for nm, _, _, _, fo in secs}
+        inls = []   # (offset from base, section, offset in section)
+        for sec, lst in offs.items():
+            if sec in layout:
+                inls += [(layout[sec] + o, sec, o) for o in lst]
+        if not inls:
+            return
+        # bytes around the first inl, from the file (relocations may differ a little)
+        o0, sec0, so0 = inls[0]
+        lo = max(0, so0 - 12)
+        window = data[fileoff[sec0] + lo:fileoff[sec0] + so0 + 13]
+        self._prearm = {'name': modname, 'inls': inls, 'window': window, 'window_off': o0 - (so0 - lo),
+                        'layout': layout}
+        self.prearm_result = None
+        self._request('prearm', do_init_module_addr, timeout)
 
     def disarm(self, timeout=30.0):
         if self.bps:
@@ -614,6 +686,13 @@ class VmHost:
                 it = self._requests.popleft()
             try:
                 if it['kind'] == 'arm':
+                    self._drop_init_bp()
+                    want = set(it['arg'])
+                    stale = sorted(self.bps - want)
+                    if stale:
+                        self.notes.append('pre-armed breakpoints not confirmed by sysfs: %s' % [hex(a) for a in stale])
+                        self.gdb.transact(['z0,%x,1' % a for a in stale])
+                        self.bps -= set(stale)
                     new = [a for a in it['arg'] if a not in self.bps]
                     rep = self.gdb.transact(['Z0,%x,1' % a for a in new])
                     bad = [(hex(a), r) for a, r in zip(new, rep) if r != b'OK']
@@ -625,6 +704,15 @@ class VmHost:
                     self.bps.clear()
                     if any(r != b'OK' for r in rep):
                         it['err'] = 'z0 failed: %r' % rep
+                elif it['kind'] == 'prearm':
+                    if self.init_bp is None:
+                        r = self.gdb.cmd('Z0,%x,1' % it['arg'])
+                        if r != b'OK':
+                            it['err'] = 'Z0 on do_init_module failed: %r' % r
+                        else:
+                            self.init_bp = it['arg']
+                elif it['kind'] == 'unprearm':
+                    self._drop_init_bp()
                 elif it['kind'] == 'call':
                     it['result'] = it['arg'](self)
                 elif it['kind'] == 'verify':
@@ -671,6 +759,13 @@ class VmHost:
         regs = self._read_regs()
         t_regs = time.monotonic()
         rip = regs['rip']
+        if rip == self.init_bp and rip not in self.bps:
+            self._on_do_init_module(regs)
+            if self.init_bp == rip:
+                self._step_over(rip)   # another module: keep waiting for ours
+            else:
+                self._continue([])
+            return
         if rip not in self.bps:
             self.gdb_errors.append('stop at %#x not a breakpoint' % rip)
             self._continue([])
@@ -687,9 +782,83 @@ class VmHost:
         self.overheads.append(t_end - t_stop)
         self.overheads_regs.append(t_regs - t_stop)
 
+    def _drop_init_bp(self):
+        if self.init_bp is not None:
+            self.gdb.cmd('z0,%x,1' % self.init_bp)
+            self.init_bp = None
+        self._prearm = None
+
+    def _read_virt(self, addr, n):
+        """Read guest-virtual memory (current page tables) while stopped."""
+        g = self.gdb
+        if self.phys_mode:
+            g.cmd('Qqemu.PhyMemMode:0')
+        try:
+            out = b''
+            while n > 0:
+                k = min(n, 2048)
+                r = g.cmd('m%x,%x' % (addr, k))
+                if len(r) != 2 * k:
+                    raise GdbError('virtual read at %#x failed: %r' % (addr, r[:20]))
+                out += bytes.fromhex(r.decode())
+                addr += k
+                n -= k
+            return out
+        finally:
+            if self.phys_mode:
+                g.cmd('Qqemu.PhyMemMode:1')
+
+    def _on_do_init_module(self, regs):
+        pa = self._prearm
+        if pa is None:
+            self._drop_init_bp()
+            return
+        mod = regs['rdi']
+        try:
+            smod = self._read_virt(mod, 1536)
+        except GdbError as e:
+            self.notes.append('prearm: cannot read struct module at %#x: %s' % (mod, e))
+            return
+        # struct module: state (4, padded), list_head (16), name[56]
+        name = smod[24:80].split(b'\0', 1)[0].decode(errors='replace')
+        if name != pa['name']:
+            return  # another module (e.g. a dependency): keep waiting
+        found = None
+        tried = 0
+        for off in range(0, len(smod) - 7, 8):
+            base, = struct.unpack_from('<Q', smod, off)
+            if base & 0xFFF or not (0xFFFFFFFFC0000000 <= base <= mod):
+                continue
+            tried += 1
+            try:
+                w = self._read_virt(base + pa['window_off'], len(pa['window']))
+                if not all(self._read_virt(base + o, 1) == b'\xed' for o, _, _ in pa['inls']):
+                    continue
+            except GdbError:
+                continue
+            same = sum(1 for a, b in zip(w, pa['window']) if a == b)
+            if same >= 0.75 * len(pa['window']):
+                found = base
+                break
+        if found is None:
+            self.prearm_result = 'not found (%d candidates)' % tried
+            self.notes.append('prearm of %s failed: core base not found in struct module (%d candidates)'
+                              % (name, tried))
+            self._drop_init_bp()
+            return
+        addrs = [found + o for o, _, _ in pa['inls']]
+        rep = self.gdb.transact(['Z0,%x,1' % a for a in addrs])
+        self.bps.update(a for a, r in zip(addrs, rep) if r == b'OK')
+        self.prearm_result = {'base': found, 'breakpoints': len(addrs)}
+        self._drop_init_bp()
+
     def _passthrough(self, rip):
         """An `in` not aimed at the balloon port: let QEMU execute it natively."""
         self.passthrough += 1
+        self._step_over(rip)
+
+    def _step_over(self, rip):
+        """Continue from a breakpoint address (QEMU would stop there again at once)."""
         g = self.gdb
         g.cmd('z0,%x,1' % rip)
         g.send_raw(g.frame('s'))
@@ -861,7 +1030,7 @@ class VmHost:
             if self.ever_started or cfg.strict_first_start:
                 self._violate(n, name, 'no-session', 'command without a START since the last reset')
             else:
-                self.notes.append('#%d %s before the first START (driver loaded before arming?)' % (n, name))
+                self.notes.append('#%d %s before the first START (answered ERROR_RESET)' % (n, name))
             status = ERROR_RESET
         elif cmd == GUEST_ID:
             status = SUCCESS
