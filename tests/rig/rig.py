@@ -53,6 +53,15 @@ def kver():
         raise RigError('no .cache/kver: run `bash tests/setup.sh` first')
 
 
+def _die_with_parent():
+    """preexec_fn: QEMU gets SIGKILL if the harness dies without cleaning up."""
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(('127.0.0.1', 0))
@@ -253,7 +262,8 @@ class Rig:
             self._qlog.write(' '.join(cmd) + '\n')
             self._qlog.flush()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._qlog,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
             self.log('qemu pid %d, gdb port %d, %d MiB, smp %d%s' % (
                 self.proc.pid, port, self.mem_mb, self.smp, '' if self.vmware else ', not VMware'))
             # the agent socket appears once QEMU is up

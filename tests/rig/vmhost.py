@@ -96,6 +96,7 @@ class HostConfig:
     busy_windows: list = dataclasses.field(default_factory=list)   # [(first, last)] -> ERROR_BUSY
     failure_windows: list = dataclasses.field(default_factory=list)  # [(first, last)] -> FAILURE
     busy_until: float = 0.0           # time.monotonic() deadline: everything answers BUSY before it
+    failure_until: float = 0.0        # same, answered FAILURE (all ones), as if nobody listened
     refuse: object = None             # (modulus, status) or callable(pfn, cmd) -> status|None
     never_answer: bool = False        # no breakpoints: every inl reads all ones
     touch_check: bool = True          # pattern ballooned pages, verify on unlock
@@ -419,6 +420,11 @@ class VmHost:
         """Answer ERROR_BUSY to everything for the next `seconds`."""
         with self._lock:
             self.config.busy_until = time.monotonic() + seconds
+
+    def set_failing(self, seconds):
+        """Answer FAILURE (all ones) to everything for the next `seconds`."""
+        with self._lock:
+            self.config.failure_until = time.monotonic() + seconds
 
     def locked_frames(self):
         with self._lock:
@@ -1010,7 +1016,7 @@ class VmHost:
             self._verify_release(n, name)
             self.session = False
             self.granted = 0
-        elif cfg.in_windows(n, cfg.failure_windows):
+        elif cfg.in_windows(n, cfg.failure_windows) or now < cfg.failure_until:
             status = FAILURE
         elif cfg.in_windows(n, cfg.busy_windows) or now < cfg.busy_until:
             status = ERROR_BUSY
