@@ -125,7 +125,7 @@ def phase(r, pages, calib):
 
 
 def run_mode(driver, label, caps, pages, i):
-    name = 'bench-%s-%s-%d' % (re.sub(r'[^a-z0-9]', '', label), driver, i)
+    name = 'bench-%s-%s-%d' % (re.sub(r'[^a-z0-9]', '', label.lower()), driver, i)
     res = {'driver': driver, 'mode': label, 'run': i, 'pages': pages}
     with Rig(name=name, driver=driver, mem_mb=512, host=HostConfig(caps=caps, target=0),
              quiet=True, timeout=420) as r:
