@@ -192,6 +192,7 @@ u32 vmm_hv_start(struct vmm_host *h, u32 offered)
 	u32 status;
 
 	h->caps = 0;
+	h->offered = offered;
 	status = vmm_cmd(h, VMM_CMD_START, offered, 0);
 	if (status == VMM_STATUS_SUCCESS)
 		h->reset_required = false;

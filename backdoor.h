@@ -63,8 +63,9 @@ enum vmm_status {
 
 /**
  * struct vmm_host - what the guest knows about its session with the host
+ * @offered: capabilities offered at the last START
  * @caps: capabilities the host granted at the last successful START
- *        (always a subset of what was offered)
+ *        (always a subset of @offered)
  * @target: last target, in 4 KiB pages, the host reported with a
  *          successful command; the caller bounds it
  * @reset_required: set when any command answered ERROR_RESET, or when the
@@ -79,6 +80,7 @@ enum vmm_status {
  * locklessly by the statistics code.
  */
 struct vmm_host {
+	u32 offered;
 	u32 caps;
 	u64 target;
 	bool reset_required;

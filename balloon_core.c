@@ -243,14 +243,14 @@ static int vmm_set_max_size(const char *val, const struct kernel_param *kp)
 		buf[len - 1] = '\0';
 		if (kstrtoul(buf, 10, &v) || v > 100)
 			goto bad;
-		max_size.percent = v;
-		max_size.is_percent = true;
+		WRITE_ONCE(max_size.percent, v);
+		WRITE_ONCE(max_size.is_percent, true);
 		return 0;
 	}
 	if (kstrtoul(buf, 0, &v))
 		goto bad;
-	max_size.pages = v;
-	max_size.is_percent = false;
+	WRITE_ONCE(max_size.pages, v);
+	WRITE_ONCE(max_size.is_percent, false);
 	return 0;
 bad:
 	pr_err("%s: expects 4 KiB pages or a percentage of RAM (0%%-100%%); value unchanged\n",
@@ -911,8 +911,10 @@ static void vmm_update_goal(struct vmm_balloon *b)
 		goal = 0;
 		limit = VMM_LIMIT_DISABLED;
 	}
-	if (!vmm_can_lock(b))
+	if (!vmm_can_lock(b)) {
 		goal = 0;
+		limit = VMM_LIMIT_DISABLED;
+	}
 
 	WRITE_ONCE(b->goal, goal);
 	WRITE_ONCE(b->limited_by, limit);

@@ -41,8 +41,7 @@ static int vmm_stats_show(struct seq_file *f, void *unused)
 
 	seq_printf(f, "%-22s: %16s\n", "version", VMMEMCTL_VERSION);
 	seq_printf(f, "%-22s: %#16x\n", "balloon capabilities",
-		   VMM_CAP_BASIC | VMM_CAP_BATCHED | VMM_CAP_BATCHED_2M |
-		   VMM_CAP_TARGET_64);
+		   READ_ONCE(h->offered));
 	seq_printf(f, "%-22s: %#16x\n", "used capabilities", READ_ONCE(h->caps));
 	seq_printf(f, "%-22s: %16s\n", "is resetting",
 		   READ_ONCE(h->reset_required) ? "y" : "n");
