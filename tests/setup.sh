@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Prepare everything the vmmemctl test rig needs; idempotent and cached.
 #   - Debian packages (qemu, busybox-static, cpio, sparse, toolchain, headers)
 #   - guest kernel image (+ in-tree vmw_balloon/vmw_vmci) in .cache/kernel

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* memhog <MiB> [hold_seconds]: allocate and touch MiB of memory, hold, exit 0. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
 """Test harness: boot a TCG guest under QEMU, talk to its agent, host the balloon.
 
     from rig import Rig, HostConfig

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
 """Prove the rig with the in-tree vmw_balloon: inflate 2048 pages, deflate, unload.
 
 Default: basic capability only (one LOCK per page) and batched (0xe: batched +

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
 """Simulated VMware balloon host, answering the backdoor through QEMU's gdbstub.
 
 A software breakpoint sits on every `in (%dx),%eax` of the driver under test.
