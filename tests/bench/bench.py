@@ -225,9 +225,14 @@ def run_pressure(driver, i):
 
         except RigError as e:
             # the guest died (e.g. 'System is deadlocked on memory'): that is a result
-            if r.alive() and not r.agent_broken:
+            # (a panicking guest may take a moment before QEMU exits)
+            for _ in range(20):
+                con = r.console()
+                if not r.alive() or 'Kernel panic' in con:
+                    break
+                time.sleep(0.5)
+            else:
                 raise
-            con = r.console()
             res['guest_died'] = True
             res['completed'] = False
             res['hog_s'] = None
