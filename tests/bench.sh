@@ -7,6 +7,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-bash tests/setup.sh
+# (retry once: a concurrent apt-get update can leave the lists briefly unreadable)
+bash tests/setup.sh || { echo "bench: setup failed, retrying in 10 s" >&2; sleep 10; bash tests/setup.sh; }
 make -C "$REPO" KDIR=/usr/src/linux-headers-"$(cat "$REPO/.cache/kver")"
 exec python3 tests/bench/bench.py "$@"
