@@ -774,16 +774,15 @@ static unsigned long vmm_deflate_step(struct vmm_balloon *b,
 static unsigned long vmm_give_back(struct vmm_balloon *b,
 				   unsigned long frames)
 {
-	unsigned long freed = 0, step;
+	unsigned long freed, step;
 	bool failed = b->period_failed;
 
 	/* Refused pages are not locked: they go first, without a hypercall. */
 	freed = vmm_refused_frames(b);
 	vmm_free_refused(b);
 
-	if (b->host.reset_required || !vmm_can_lock(b))
-		return freed;
-	while (freed < frames && vmm_balloon_size(b)) {
+	while (!b->host.reset_required && vmm_can_lock(b) &&
+	       freed < frames && vmm_balloon_size(b)) {
 		step = vmm_deflate_step(b, frames - freed, true);
 		if (!step)
 			break;

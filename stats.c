@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vmmemctl - statistics: /sys/kernel/debug/vmmemctl for root, and a few
- * world-readable attributes in /sys/kernel/mm/vmmemctl/ for everyone.
+ * world-readable attributes in /sys/kernel/vmmemctl/ for everyone.
  *
  * The debugfs file keeps the in-tree vmw_balloon layout ("%-22s: value")
  * and its field names, so that existing admin scripts keep working.
@@ -103,7 +103,7 @@ static int vmm_stats_show(struct seq_file *f, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(vmm_stats);
 
-/* World-readable sysfs attributes: /sys/kernel/mm/vmmemctl/<name>. */
+/* World-readable sysfs attributes: /sys/kernel/vmmemctl/<name>. */
 
 static ssize_t size_show(struct kobject *kobj, struct kobj_attribute *attr,
 			 char *buf)
@@ -170,7 +170,7 @@ int vmm_stats_init(struct vmm_balloon *b)
 	}
 
 	vmm_stats_balloon = b;
-	vmm_kobj = kobject_create_and_add("vmmemctl", mm_kobj);
+	vmm_kobj = kobject_create_and_add("vmmemctl", kernel_kobj);
 	if (!vmm_kobj)
 		return -ENOMEM;
 	ret = sysfs_create_group(vmm_kobj, &vmm_attr_group);

@@ -55,8 +55,8 @@ test_sparse.order = 2
 
 def test_checkpatch_strict():
     cp = os.path.join(CACHE, 'checkpatch', 'checkpatch.pl')
+    # The module's sources; the rig's user-space helpers are not kernel code.
     files = [os.path.join(REPO, f) for f in SOURCES]
-    files += glob.glob(os.path.join(REPO, 'tests', 'guest', '*.c'))
     r = subprocess.run(['perl', cp, '--strict', '--no-tree', '--terse', '--show-types', '-f'] + files,
                        capture_output=True, text=True, cwd='/tmp', timeout=300)
     problems = [line for line in r.stdout.splitlines()

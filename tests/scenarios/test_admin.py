@@ -6,7 +6,7 @@ import time
 from common import (CAP_BASIC, CAP_BATCHED, assert_accounting, boot, finish, load, param,
                     set_param, vmstat, wait_size)
 
-SYSFS = '/sys/kernel/mm/vmmemctl'
+SYSFS = '/sys/kernel/vmmemctl'
 
 
 def test_parameters_valid_and_invalid():

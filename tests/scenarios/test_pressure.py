@@ -65,3 +65,29 @@ def test_pressure_release_off_is_respected():
         assert rc == 0
         assert_host_clean(r)
         assert_guest_clean(r)
+
+
+def test_oom_log_says_what_the_balloon_held():
+    """Pressure response off, a guest process needs more than is left: the
+    OOM killer runs, and the log says how much the balloon held then."""
+    with boot('oom_log', mem_mb=256) as r:
+        load(r, params='pressure_release=n')
+        mem = r.meminfo()
+        ram = mem['MemTotal'] // 4
+        r.host.set_target(ram * 90 // 100)
+        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
+                   r.stats()['current'] == r.stats()['goal'],
+                   timeout=90, what='balloon full up to the floor')
+        held_mib = r.stats()['current'] // 256
+        rc, out = r.sh('memhog %d 1' % (mem['MemTotal'] * 60 // 100 // 1024), timeout=300)
+        assert rc != 0, 'memhog got its memory with the pressure response off'
+        lines = [line for line in r.dmesg().splitlines()
+                 if 'vmmemctl: out of memory: balloon held' in line]
+        assert lines, 'no balloon line at OOM time'
+        said = int(lines[0].split('balloon held ')[1].split()[0])
+        assert abs(said - held_mib) <= 2, (said, held_mib, lines[0])
+        assert r.stats()['oomFree'] == 0
+        rc, _ = r.unload()
+        assert rc == 0
+        assert_host_clean(r)
+        assert_guest_clean(r, allow_oom=True)
