@@ -48,27 +48,29 @@ if [ -n "$MISSING" ]; then
 fi
 
 # ---------------------------------------------------------------- kernel version
-# Headers: follow what apt offers for linux-headers-amd64 (never hard-code NN).
-KVER=""
+# The newest 6.1 release any version of linux-headers-amd64 points at (never
+# hard-code NN). Other suites (e.g. backports' 6.12) may be configured too: only
+# bookworm's 6.1 is taken, and the metapackage itself is never installed.
 headers_dep() {
-    apt-cache depends linux-headers-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: linux-headers-\(6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1
+    apt-cache show linux-headers-amd64 2>/dev/null |
+        sed -n 's/^Depends:.*linux-headers-\(6\.1\.0-[0-9][0-9]*-amd64\).*/\1/p' |
+        sort -t- -k2,2n | tail -n1
 }
 KVER=$(headers_dep || true)
 if [ -z "$KVER" ]; then
     apt_update_once
     KVER=$(headers_dep || true)
 fi
-[ -n "$KVER" ] || die "cannot derive the kernel release from linux-headers-amd64"
-# If the candidate's headers are not installed, apt lists may be stale: refresh once.
+[ -n "$KVER" ] || die "cannot derive the 6.1 kernel release from linux-headers-amd64"
+# If that release's headers are not installed, apt lists may be stale: refresh once.
 if ! pkg_installed "linux-headers-$KVER"; then
     apt_update_once
     KVER=$(headers_dep)
-    [ -n "$KVER" ] || die "cannot derive kernel release after apt-get update"
+    [ -n "$KVER" ] || die "cannot derive the 6.1 kernel release after apt-get update"
 fi
-if ! pkg_installed "linux-headers-$KVER" || ! pkg_installed linux-headers-amd64; then
+if ! pkg_installed "linux-headers-$KVER"; then
     say "installing linux-headers-$KVER"
-    $SUDO apt-get install -y -qq --no-install-recommends linux-headers-amd64 "linux-headers-$KVER" >/dev/null \
+    $SUDO apt-get install -y -qq --no-install-recommends "linux-headers-$KVER" >/dev/null \
         || die "cannot install linux-headers-$KVER"
 fi
 [ -d "/usr/src/linux-headers-$KVER" ] || die "/usr/src/linux-headers-$KVER missing"
@@ -138,19 +140,22 @@ if [ ! -f "$CP/checkpatch.pl" ] || [ ! -f "$CP/spelling.txt" ] || [ ! -f "$CP/co
 fi
 say "checkpatch in .cache/checkpatch"
 
-# ---------------------------------------------------------------- memhog
-MH_SRC="$REPO/tests/guest/memhog.c"
-if [ ! -x "$CACHE/memhog" ] || [ "$MH_SRC" -nt "$CACHE/memhog" ]; then
-    say "building memhog"
-    gcc -static -O2 -Wall -o "$CACHE/memhog.tmp" "$MH_SRC" || die "memhog build failed"
-    mv "$CACHE/memhog.tmp" "$CACHE/memhog"
-fi
+# ---------------------------------------------------------------- guest helpers
+# memhog (memory pressure) and rig-agent (the command agent on ttyS1), static.
+for prog in memhog:memhog rig-agent:agent; do
+    out="$CACHE/${prog%%:*}"; src="$REPO/tests/guest/${prog#*:}.c"
+    if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+        say "building ${prog%%:*}"
+        gcc -static -O2 -Wall -o "$out.tmp" "$src" || die "${prog%%:*} build failed"
+        mv "$out.tmp" "$out"
+    fi
+done
 
 # ---------------------------------------------------------------- initramfs
 BB=/bin/busybox
 [ -x "$BB" ] || BB=$(command -v busybox)
 INIT="$REPO/tests/guest/init"
-STAMP=$( { sha256sum "$BB" "$INIT" "$CACHE/memhog" "$0" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
+STAMP=$( { sha256sum "$BB" "$INIT" "$CACHE/memhog" "$CACHE/rig-agent" "$0" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
 IRD="$CACHE/initramfs.cpio.gz"
 if [ ! -f "$IRD" ] || [ "$(cat "$CACHE/initramfs.stamp" 2>/dev/null)" != "$STAMP" ]; then
     say "building base initramfs"
@@ -164,6 +169,11 @@ if [ ! -f "$IRD" ] || [ "$(cat "$CACHE/initramfs.stamp" 2>/dev/null)" != "$STAMP
     done
     cp "$INIT" "$ROOT/init"; chmod 755 "$ROOT/init"
     cp "$CACHE/memhog" "$ROOT/bin/memhog"
+    cp "$CACHE/rig-agent" "$ROOT/bin/rig-agent"
+    # the agent's no-fork commands, as plain commands for the shell agent
+    printf '#!/bin/sh\nexec cat "$@"\n' > "$ROOT/bin/@cat"
+    printf '#!/bin/sh\nexec dmesg\n' > "$ROOT/bin/@dmesg"
+    chmod 755 "$ROOT/bin/@cat" "$ROOT/bin/@dmesg"
     ( cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) | gzip -9 > "$IRD.tmp"
     mv "$IRD.tmp" "$IRD"
     rm -rf "$ROOT"
