@@ -38,11 +38,11 @@ def run(label, caps, smp=1, reset=False):
     with Rig(name=name, driver='vmw_balloon', mem_mb=512, host=HostConfig(caps=caps, target=0),
              timeout=400, smp=smp) as r:
         res['boot_s'] = round(r.boot_seconds, 1)
-        free0 = r.free_kb()
         rc, out = r.load()
         assert rc == 0, 'insmod failed: %s' % out
         r.wait_for(lambda: r.host.summary()['starts'] >= 1 and r.stats().get('current') == 0,
                    timeout=30, what='driver started under the host')
+        free0 = r.free_kb()
 
         t = time.monotonic()
         n0 = r.host.summary()['commands']

@@ -107,8 +107,8 @@ class HostConfig:
     garbage_on_failure: bool = True   # rbx = garbage when status is not success
     clobber: bool = True              # rdx/rsi (and rcx except START) get junk
     strict_first_start: bool = False  # commands before the very first START are violations
-    #                                   (default: only notes, the driver may have loaded
-    #                                   before the breakpoints were armed)
+    #                                   even when the driver was armed only after its init
+    #                                   (default: notes then; pre-armed: always violations)
 
     def in_windows(self, n, windows):
         return any(a <= n <= b for a, b in windows)
@@ -331,6 +331,7 @@ class VmHost:
         self.phys_mode = False
         self.bps = set()            # armed breakpoint addresses
         self.init_bp = None         # do_init_module breakpoint while pre-arming
+        self.prearmed = False       # a driver instance was armed before its init ran
         self._prearm = None         # what to arm when the module reaches do_init_module
         self.prearm_result = None
         self._bp_owner = {}
@@ -569,6 +570,7 @@ class VmHost:
                 'loop_dead': self.dead,
                 'loop_error': self.loop_error,
                 'phys_mode': self.phys_mode,
+                'prearmed': self.prearmed,
             }
 
     def write_summary(self, path):
@@ -858,6 +860,12 @@ class VmHost:
         self.bps.update(a for a, r in zip(addrs, rep) if r == b'OK')
         self.prearm_result = {'base': found, 'breakpoints': len(addrs)}
         self._drop_init_bp()
+        # A fresh instance of the driver is about to run its init with every
+        # hypercall answered: it must START before anything else.
+        with self._lock:
+            self.prearmed = True
+            self.session = False
+            self.granted = 0
 
     def _passthrough(self, rip):
         """An `in` not aimed at the balloon port: let QEMU execute it natively."""
@@ -1034,7 +1042,7 @@ class VmHost:
                 status = SUCCESS_WITH_CAPABILITIES
                 caps_out = self.granted
         elif not self.session:
-            if self.ever_started or cfg.strict_first_start:
+            if self.ever_started or cfg.strict_first_start or self.prearmed:
                 self._violate(n, name, 'no-session', 'command without a START since the last reset')
             else:
                 self.notes.append('#%d %s before the first START (answered ERROR_RESET)' % (n, name))
