@@ -3,8 +3,9 @@
 """Prove the rig with the in-tree vmw_balloon: inflate 2048 pages, deflate, unload.
 
 Default: basic capability only (one LOCK per page) and batched (0xe: batched +
-2M pages). Also: batched4k (0x6), reset (RESET injected mid-way), smp2; `all`.
-    python3 tests/rig/smoke_inkernel.py [basic|batched|batched4k|reset|smp2|all]
+2M pages). Also: batched4k (0x6), reset (RESET injected mid-way), smp2, reload
+(load/unload twice in one guest); `all`.
+    python3 tests/rig/smoke_inkernel.py [basic|batched|batched4k|reset|smp2|reload|all]
 Exit status 0 when all pass.
 """
 
@@ -132,17 +133,45 @@ def run(label, caps, smp=1, reset=False):
     return ok
 
 
+def run_reload(label='reload'):
+    """Load, inflate, unload, load again in the same guest: re-arming must follow
+    the module to its new address; the host must see a fresh START."""
+    name = 'smoke-inkernel-' + label
+    with Rig(name=name, driver='vmw_balloon', host=HostConfig(caps=0x6), timeout=300) as r:
+        bases = []
+        for rnd in range(2):
+            rc, out = r.load()
+            assert rc == 0, out
+            bases.append(r.host.prearm_result)
+            r.host.set_target(1024)
+            r.wait_for(lambda: r.host.locked_frames() == 1024, timeout=60, what='inflate %d' % rnd, interval=1)
+            starts = r.host.summary()['starts']
+            rc, out = r.unload()
+            assert rc == 0, out
+            assert r.host.locked_frames() == 0 and r.host.summary()['starts'] == starts + 1
+            assert not r.host.bps, 'breakpoints left after unload'
+            r.host.set_target(0)
+        problems = r.dmesg_problems()
+    with open(os.path.join(r.out_dir, 'summary.json')) as f:
+        s = json.load(f)
+    unexpected = [v for v in s['violations'] if not known(v)]
+    print('--- %s: pre-arm %s; starts %d, violations %s' % (name, bases, s['starts'], unexpected or 'only known in-tree'))
+    ok = not unexpected and not problems and not s['gdb_errors']
+    print('  %s' % ('PASS' if ok else 'FAIL %s %s' % (problems, s['gdb_errors'])))
+    return ok
+
+
 def main():
     modes = {'basic': dict(caps=0x2), 'batched': dict(caps=0xe),
              'batched4k': dict(caps=0x6), 'reset': dict(caps=0x2, reset=True),
              'smp2': dict(caps=0xe, smp=2)}
     which = sys.argv[1:] or ['basic', 'batched']
     if which == ['all']:
-        which = list(modes)
+        which = list(modes) + ['reload']
     ok = True
     for label in which:
         try:
-            ok = run(label, **modes[label]) and ok
+            ok = (run_reload() if label == 'reload' else run(label, **modes[label])) and ok
         except (RigError, AssertionError) as e:
             print('--- smoke-inkernel-%s: FAIL: %s' % (label, e))
             ok = False
