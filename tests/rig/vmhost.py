@@ -106,6 +106,8 @@ class HostConfig:
     release_check_max: int = 32768    # at most this many pages verified at one release
     garbage_on_failure: bool = True   # rbx = garbage when status is not success
     clobber: bool = True              # rdx/rsi (and rcx except START) get junk
+    reg_write: str = 'auto'           # 'P' (one register per packet), 'G' (whole block),
+    #                                   'auto': P if the stub accepts it, else G
     strict_first_start: bool = False  # commands before the very first START are violations
     #                                   even when the driver was armed only after its init
     #                                   (default: notes then; pre-armed: always violations)
@@ -329,6 +331,8 @@ class VmHost:
         self.regsize = {}
         self.regoff = {}
         self.phys_mode = False
+        self.use_G = False
+        self._g_raw = b''
         self.bps = set()            # armed breakpoint addresses
         self.init_bp = None         # do_init_module breakpoint while pre-arming
         self.prearmed = False       # a driver instance was armed before its init ran
@@ -384,6 +388,13 @@ class VmHost:
         if not stop[:1] in (b'T', b'S'):
             raise GdbError('unexpected stop reply %r' % stop)
         self._read_target_xml()
+        self.use_G = self.config.reg_write == 'G'
+        if self.config.reg_write in ('auto', 'P'):
+            regs = self._read_regs()
+            ok = g.cmd(self._reg_packet('rax', regs['rax'])) == b'OK'
+            if not ok and self.config.reg_write == 'P':
+                raise GdbError('the stub refuses P register writes')
+            self.use_G = not ok
         r = g.cmd('Qqemu.PhyMemMode:1')
         self.phys_mode = (r == b'OK')
         if not self.phys_mode:
@@ -571,6 +582,7 @@ class VmHost:
                 'loop_error': self.loop_error,
                 'phys_mode': self.phys_mode,
                 'prearmed': self.prearmed,
+                'register_writes': 'G' if self.use_G else 'P',
             }
 
     def write_summary(self, path):
@@ -740,6 +752,7 @@ class VmHost:
             b = bytes.fromhex(rep.decode())
         except ValueError:
             raise GdbError('bad g reply: %r' % rep[:40])
+        self._g_raw = b
         regs = {}
         for r in self.REGS:
             o = self.regoff[r]
@@ -1119,18 +1132,28 @@ class VmHost:
                 self.gdb_errors.append('memory write failed at #%d' % n)
             packets = []
         # inl writes eax, zero-extended into rax (64-bit mode)
-        packets.append(self._reg_packet('rax', status & 0xFFFFFFFF))
+        regw = {'rax': status & 0xFFFFFFFF}
         if result is not None:
-            packets.append(self._reg_packet('rbx', result))
+            regw['rbx'] = result
         if caps_out is not None:
-            packets.append(self._reg_packet('rcx', caps_out))
+            regw['rcx'] = caps_out
         elif cfg.clobber:
-            packets.append(self._reg_packet('rcx', CLOBBER))
+            regw['rcx'] = CLOBBER
         if cfg.clobber:
-            packets.append(self._reg_packet('rdx', CLOBBER ^ 0xFF))
-            packets.append(self._reg_packet('rsi', CLOBBER ^ 0xFF00))
-        packets.append(self._reg_packet('rip', regs['rip'] + 1))
-        return packets
+            regw['rdx'] = CLOBBER ^ 0xFF
+            regw['rsi'] = CLOBBER ^ 0xFF00
+        regw['rip'] = regs['rip'] + 1
+        return packets + self._reg_writes(regw)
+
+    def _reg_writes(self, regw):
+        """Packets writing registers: several P, or one G with the block read at this stop."""
+        if not self.use_G:
+            return [self._reg_packet(k, v) for k, v in regw.items()]
+        b = bytearray(self._g_raw)
+        for k, v in regw.items():
+            o = self.regoff[k]
+            b[o:o + 8] = (v & U64).to_bytes(8, 'little')
+        return ['G' + b.hex()]
 
     def _one_page(self, n, name, lock, pfn, batched):
         """Lock/unlock one 4K frame. Returns (status, [pattern writes])."""
