@@ -35,7 +35,7 @@ from vmhost import (VmHost, HostConfig, GdbError, CAPS_DEFAULT, CAP_BASIC,  # no
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.path.join(REPO, '.cache')
-OUT = os.path.join(REPO, 'tests', 'out')
+OUT = os.environ.get('RIG_OUT') or os.path.join(REPO, 'tests', 'out')   # artifacts root
 
 PROBLEM_RE = re.compile(
     r'WARNING:|BUG:|Oops|Call Trace|sleeping function called|soft lockup|general protection'
