@@ -28,6 +28,9 @@ def test_pressure_no_oom_kill_then_reinflate():
         st = r.stats()
         released = st['shrinkFree'] + st['oomFree']
         assert released > 0, 'balloon gave nothing back: %s' % st
+        assert st['shrinkFree'] > st['oomFree'], \
+            'reclaim left the work to the OOM path: shrink %d, oom %d frames' % (
+                st['shrinkFree'], st['oomFree'])
         r.log('memhog %d MiB took %.1fs; shrink %d/%d oom %d/%d' % (
             need_mib, took, st['shrink'], st['shrinkFree'], st['oom'], st['oomFree']))
         text = r.dmesg()
