@@ -168,6 +168,7 @@ static u32 vmm_cmd(struct vmm_host *h, unsigned int cmd, unsigned long arg1,
 	case VMM_CMD_BATCHED_2M_UNLOCK:
 		h->target = vmm_host_can(h, VMM_CAP_TARGET_64) ?
 			    (u64)result : (u32)result;
+		h->target_fresh = cmd != VMM_CMD_GET_TARGET;
 		break;
 	default:
 		break;
@@ -193,6 +194,7 @@ u32 vmm_hv_start(struct vmm_host *h, u32 offered)
 
 	h->caps = 0;
 	h->offered = offered;
+	h->target_fresh = false;
 	status = vmm_cmd(h, VMM_CMD_START, offered, 0);
 	if (status == VMM_STATUS_SUCCESS)
 		h->reset_required = false;

@@ -68,6 +68,8 @@ enum vmm_status {
  *        (always a subset of @offered)
  * @target: last target, in 4 KiB pages, the host reported with a
  *          successful command; the caller bounds it
+ * @target_fresh: a lock or unlock command refreshed @target since the
+ *                caller last cleared this
  * @reset_required: set when any command answered ERROR_RESET, or when the
  *                  session has not been started yet; cleared by START
  * @batch: the communication page for batched commands, or NULL
@@ -83,6 +85,7 @@ struct vmm_host {
 	u32 offered;
 	u32 caps;
 	u64 target;
+	bool target_fresh;
 	bool reset_required;
 	u64 *batch;
 	unsigned long cmd_count[VMM_CMD_NR];

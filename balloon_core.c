@@ -67,7 +67,7 @@ static struct vmm_balloon vmm_balloon = {
 			    LIST_HEAD_INIT(vmm_balloon.pages[VMM_2M]) },
 	.refused	= { LIST_HEAD_INIT(vmm_balloon.refused[VMM_4K]),
 			    LIST_HEAD_INIT(vmm_balloon.refused[VMM_2M]) },
-	.inflate	= { .cur = 512, .min = 512, .max = 65536 },
+	.inflate	= { .cur = 65536, .min = 512, .max = 65536 },
 	.deflate	= { .cur = 131072, .min = 512, .max = 131072 },
 };
 
@@ -944,6 +944,14 @@ static void vmm_new_period(struct vmm_balloon *b, unsigned long now)
 	b->period_failed = false;
 	b->huge_failed = false;
 
+	/*
+	 * Every lock and unlock answer carries the target: a balloon that
+	 * moved in the last period needs no GET_TARGET to see it.
+	 */
+	if (b->host.target_fresh) {
+		b->host.target_fresh = false;
+		return;
+	}
 	status = vmm_hv_get_target(&b->host, totalram_pages());
 	if (status != VMM_STATUS_SUCCESS) {
 		if (!b->host_failing)

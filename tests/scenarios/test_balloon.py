@@ -108,7 +108,10 @@ def test_refusal_codes():
             wait_size(r, 0, timeout=60)
             r.wait_for(lambda: r.stats()['refused 4k'] == 0, timeout=10,
                        what='refused pages released')
-        assert abs(memfree_kb(r) - free0) < 2048, 'memory not returned'
+        back = memfree_kb(r) - free0
+        # Coarse: per-cpu free lists hold a few MiB out of MemFree after
+        # 40 MiB of churn; assert_accounting() above is the exact check.
+        assert abs(back) < 4096, 'memory not returned: MemFree off by %d kB' % back
         finish(r)
 
 
