@@ -226,11 +226,20 @@ class Rig:
         os.makedirs(self.out_dir)
         self._logf = open(os.path.join(self.out_dir, 'rig.log'), 'w')
         self.tmp = tempfile.mkdtemp(prefix='vmmemctl-rig-')
-        self.modules = self._module_files()
+        # Snapshot the modules: the guest gets exactly these bytes and the host
+        # analyses the same files, even if the tree is rebuilt meanwhile.
         files = [('modules', None)]
-        for m, p in sorted(self.modules.items()):
+        self.modules = {}
+        os.makedirs(os.path.join(self.tmp, 'modules'))
+        for m, p in sorted(self._module_files().items()):
             with open(p, 'rb') as f:
-                files.append(('modules/%s.ko' % m, f.read()))
+                data = f.read()
+            files.append(('modules/%s.ko' % m, data))
+            snap = os.path.join(self.tmp, 'modules', m + '.ko')
+            with open(snap, 'wb') as f:
+                f.write(data)
+            self.modules[m] = snap
+            self.log('module %s: %s (%d bytes)' % (m, p, len(data)))
         with open(base, 'rb') as f:
             initrd = bytearray(f.read())
         initrd.extend(b'\0' * (-len(initrd) % 4))
