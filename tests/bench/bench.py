@@ -36,7 +36,7 @@ OOM_RE = re.compile(r'Killed process|oom-kill')
 INTREE_KNOWN = ('doorbell-not-granted', 'no-session: ')
 
 # label, caps, balloon pages
-MODES = [('basic', 0x2, 4096), ('batched', 0x6, 16384), ('batched+2M', 0xe, 16384)]
+MODES = [('basic', 0x2, 4096), ('batched', 0x6, 65536), ('batched+2M', 0xe, 65536)]
 PRESSURE_MB = 256
 PRESSURE_CAPS = 0x2 | 0x4 | 0x8 | 0x20
 
@@ -281,6 +281,17 @@ def figures(results):
         for ph in ('inflate', 'deflate'):
             rows.append(('hypercalls per GiB %sd, %s' % (ph, label),
                          vals(label, lambda x, ph=ph, s=scale: x[ph]['cmds'] * s)))
+    basic = MODES[0]
+    for label, _, pages in MODES[1:]:
+        for ph in ('inflate', 'deflate'):
+            def gain(d, ph=ph, label=label, pages=pages):
+                b = [x[ph]['cmds'] / float(basic[2]) for x in by.get((basic[0], d), [])]
+                m = [x[ph]['cmds'] / float(pages) for x in by.get((label, d), [])]
+                if not b or not m or not min(m):
+                    return []
+                return [sorted(b)[len(b) // 2] / v for v in m]
+            rows.append(('basic/%s hypercalls per GiB %sd (x fewer)' % (label, ph),
+                         {d: gain(d) for d in DRIVERS}))
     for label, _, pages in MODES:
         scale = GIB_PAGES / float(pages)
         for ph in ('inflate', 'deflate'):
@@ -422,7 +433,7 @@ def main():
         interrupted = True
         log('interrupted: partial results follow')
     tab = table(results)
-    notes = NOTES % ('16 MiB' if not QUICK else '(skipped in quick mode)', '64 MiB', PRESSURE_MB,
+    notes = NOTES % ('16 MiB' if not QUICK else '(skipped in quick mode)', '256 MiB', PRESSURE_MB,
                      int(PRESSURE_MB * 0.6))
     head = 'machine: %s\nruns per driver: %d%s%s, %.0f s total' % (
         mach, RUNS, ' (BENCH_QUICK)' if QUICK else '', ' (INTERRUPTED)' if interrupted else '',
