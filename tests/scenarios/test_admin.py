@@ -136,3 +136,31 @@ def test_tracepoints_fire():
         for ev in ('vmmemctl_target:', 'vmmemctl_inflate:', 'vmmemctl_deflate:'):
             assert ev in out, '%s not traced:\n%s' % (ev, out[-2000:])
         finish(r)
+
+
+KPF_OFFLINE = 1 << 23
+
+
+def _kpageflags(r, pfn):
+    rc, out = r.sh('dd if=/proc/kpageflags bs=8 skip=%d count=1 2>/dev/null | od -An -tx8' % pfn)
+    assert rc == 0 and out.strip(), out
+    return int(out.split()[0], 16)
+
+
+def test_ballooned_pages_marked_offline():
+    """Every frame the host holds is PG_offline in the guest (kdump and
+    hibernation skip it); once given back it is not."""
+    with boot('pg_offline') as r:
+        load(r, params='huge_pages=n')
+        r.host.set_target(1024)
+        wait_size(r, 1024)
+        with r.host._lock:
+            pfns = sorted(r.host.locked4k)[:: 128]
+        assert pfns
+        for pfn in pfns:
+            assert _kpageflags(r, pfn) & KPF_OFFLINE, 'pfn %#x not offline' % pfn
+        r.host.set_target(0)
+        wait_size(r, 0)
+        for pfn in pfns:
+            assert not _kpageflags(r, pfn) & KPF_OFFLINE, 'pfn %#x still offline' % pfn
+        finish(r)
