@@ -1195,9 +1195,13 @@ class VmHost:
                 self._violate(n, name, 'reserved-bits', 'entry %d = %#x' % (i, e))
             st = SUCCESS
             if pfn in seen:
+                # the same page twice in one batch: the second one fails
                 self._violate(n, name, 'duplicate-entry', 'pfn %#x' % pfn)
+                st = ERROR_PPN_LOCKED if lock else ERROR_PPN_UNLOCKED
             seen.add(pfn)
-            if not is2m:
+            if st != SUCCESS:
+                pass
+            elif not is2m:
                 if lock:
                     st, _ = self._one_page(n, name, True, pfn, True)
                     if st == SUCCESS:

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of the simulated host's semantics, without QEMU (a fake gdbstub
+with a bytearray as guest RAM). Runs in well under a second:
+    python3 tests/rig/test_vmhost_unit.py
+"""
+
+import os
+import struct
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vmhost as V  # noqa: E402
+
+MEM_MB = 16
+RAM_PAGES = MEM_MB << 8
+BATCH_PFN = 100
+
+
+class FakeGdb:
+    """Serves m/M packets (physical addresses) from a bytearray."""
+
+    def __init__(self, mem):
+        self.mem = mem
+
+    def apply(self, p):
+        if p.startswith('M'):
+            head, data = p[1:].split(':')
+            a, n = (int(x, 16) for x in head.split(','))
+            self.mem[a:a + n] = bytes.fromhex(data)
+            return b'OK'
+        if p.startswith('m'):
+            a, n = (int(x, 16) for x in p[1:].split(','))
+            return self.mem[a:a + n].hex().encode()
+        raise AssertionError('unexpected packet %r' % p[:20])
+
+    def transact(self, payloads, timeout=10.0, chunk=256):
+        return [self.apply(p) for p in payloads]
+
+    def cmd(self, p, timeout=10.0):
+        return self.transact([p])[0]
+
+
+def make_host(**cfg):
+    h = V.VmHost(V.HostConfig(**cfg), mem_mb=MEM_MB)
+    h.gdb = FakeGdb(bytearray(MEM_MB << 20))
+    h.phys_mode = True
+    h.regnum = {'rax': 0, 'rbx': 1, 'rcx': 2, 'rdx': 3, 'rsi': 4, 'rdi': 5, 'rip': 16}
+    return h
+
+
+def call(h, cmd, arg1=0, arg2=0, magic=V.MAGIC, rax_hi=0):
+    """One hypercall; returns the registers after it (rax, rbx, rcx, rdx, rsi, rip)."""
+    regs = {'rax': (rax_hi << 32) | magic, 'rbx': arg1, 'rcx': cmd, 'rdx': V.BALLOON_PORT,
+            'rsi': arg2, 'rdi': 0, 'rip': 0x1000}
+    with h._lock:
+        packets = h._hypercall(regs)
+    out = dict(regs)
+    for p in packets:
+        if p.startswith('P'):
+            num, val = p[1:].split('=')
+            name = {v: k for k, v in h.regnum.items()}[int(num, 16)]
+            out[name] = int.from_bytes(bytes.fromhex(val), 'little')
+        else:
+            assert h.gdb.apply(p) == b'OK'
+    return out
+
+
+def start(h, offered=0x3e):
+    return call(h, V.START, offered)
+
+
+def put_batch(h, entries):
+    h.gdb.mem[BATCH_PFN << 12:(BATCH_PFN << 12) + 8 * len(entries)] = struct.pack('<%dQ' % len(entries), *entries)
+
+
+def get_batch(h, n):
+    return struct.unpack('<%dQ' % n, bytes(h.gdb.mem[BATCH_PFN << 12:(BATCH_PFN << 12) + 8 * n]))
+
+
+def kinds(h):
+    return [v.split(': ')[1] for v in h.violations]
+
+
+class Start(unittest.TestCase):
+    def test_grants_subset_and_caps_in_rcx(self):
+        h = make_host(caps=0x2e)
+        r = start(h, 0x3e)
+        self.assertEqual(r['rax'], V.SUCCESS_WITH_CAPABILITIES)
+        self.assertEqual(r['rcx'], 0x2e)
+        self.assertEqual(h.granted, 0x2e)
+
+    def test_old_host_plain_success(self):
+        h = make_host(old_host=True)
+        r = start(h, 0x3e)
+        self.assertEqual(r['rax'], 0)
+        self.assertEqual(h.granted, V.CAP_BASIC)
+
+    def test_start_drops_the_balloon(self):
+        h = make_host()
+        start(h)
+        call(h, V.LOCK, 500)
+        self.assertEqual(h.locked_frames(), 1)
+        start(h, 0)
+        self.assertEqual(h.locked_frames(), 0)
+        self.assertEqual(h.violations, [])
+
+    def test_clobbers(self):
+        h = make_host()
+        r = start(h)
+        self.assertEqual(r['rip'], 0x1001)
+        self.assertNotEqual(r['rdx'], V.BALLOON_PORT)
+        r = call(h, V.GUEST_ID, 1)
+        self.assertNotEqual(r['rcx'], V.GUEST_ID)
+
+
+class Session(unittest.TestCase):
+    def test_before_first_start_is_a_note(self):
+        h = make_host()
+        r = call(h, V.GET_TARGET, RAM_PAGES)
+        self.assertEqual(r['rax'], V.ERROR_RESET)
+        self.assertEqual(h.violations, [])
+        self.assertEqual(len(h.notes), 1)
+
+    def test_before_start_when_prearmed_is_a_violation(self):
+        h = make_host()
+        h.prearmed = True
+        call(h, V.GET_TARGET, RAM_PAGES)
+        self.assertEqual(kinds(h), ['no-session'])
+
+    def test_reset_forgets_and_requires_start(self):
+        h = make_host(reset_at=[3], target=7)
+        start(h)
+        call(h, V.LOCK, 500)
+        r = call(h, V.GET_TARGET, RAM_PAGES)          # command 3: RESET
+        self.assertEqual(r['rax'], V.ERROR_RESET)
+        self.assertEqual(h.locked_frames(), 0)
+        self.assertEqual(h.resets_injected, 1)
+        call(h, V.UNLOCK, 500)                        # no session
+        self.assertEqual(kinds(h), ['no-session'])
+        start(h)
+        r = call(h, V.UNLOCK, 500)                    # popped page unlocked
+        self.assertEqual(r['rax'], V.ERROR_PPN_UNLOCKED)
+        self.assertEqual(kinds(h), ['no-session', 'unlock-not-locked'])
+
+
+class Single(unittest.TestCase):
+    def setUp(self):
+        self.h = make_host(target=42)
+        start(self.h)
+
+    def test_lock_unlock_result_is_target(self):
+        r = call(self.h, V.LOCK, 500)
+        self.assertEqual((r['rax'], r['rbx']), (0, 42))
+        r = call(self.h, V.UNLOCK, 500)
+        self.assertEqual((r['rax'], r['rbx']), (0, 42))
+        self.assertEqual(self.h.violations, [])
+
+    def test_double_lock_and_double_unlock(self):
+        call(self.h, V.LOCK, 500)
+        r = call(self.h, V.LOCK, 500)
+        self.assertEqual(r['rax'], V.ERROR_PPN_LOCKED)
+        self.assertEqual(r['rbx'], V.GARBAGE)
+        call(self.h, V.UNLOCK, 500)
+        r = call(self.h, V.UNLOCK, 500)
+        self.assertEqual(r['rax'], V.ERROR_PPN_UNLOCKED)
+        self.assertEqual(kinds(self.h), ['double-lock', 'unlock-not-locked'])
+
+    def test_pfn_checks(self):
+        r = call(self.h, V.LOCK, RAM_PAGES + 5)
+        self.assertEqual(r['rax'], V.ERROR_PPN_INVALID)
+        r = call(self.h, V.LOCK, 1 << 32 | 500)
+        self.assertEqual(r['rax'], V.ERROR_PPN_INVALID)
+        self.assertEqual(kinds(self.h), ['pfn-not-in-ram', 'pfn-not-32bit'])
+
+    def test_touch_detected_on_unlock(self):
+        call(self.h, V.LOCK, 500)
+        self.h.gdb.mem[(500 << 12) + 4090] ^= 0xFF   # the guest writes the tail
+        call(self.h, V.UNLOCK, 500)
+        self.assertEqual(kinds(self.h), ['ballooned-page-touched'])
+
+    def test_touch_detected_at_release(self):
+        call(self.h, V.LOCK, 500)
+        self.h.gdb.mem[500 << 12] ^= 1
+        start(self.h, 0)
+        self.assertEqual(kinds(self.h), ['ballooned-page-touched'])
+
+    def test_capability_needed(self):
+        h = make_host()
+        start(h, 0x4)               # batched only, no basic
+        r = call(h, V.LOCK, 500)
+        self.assertEqual(r['rax'], V.ERROR_CMD_INVALID)
+        self.assertEqual(kinds(h), ['capability-not-granted'])
+
+    def test_refuse_rule(self):
+        h = make_host(refuse=(7, V.ERROR_PPN_PINNED))
+        start(h)
+        self.assertEqual(call(h, V.LOCK, 700)['rax'], V.ERROR_PPN_PINNED)
+        self.assertEqual(call(h, V.LOCK, 701)['rax'], 0)
+        self.assertEqual(h.violations, [])
+
+
+class Batched(unittest.TestCase):
+    def setUp(self):
+        self.h = make_host(target=99)
+        start(self.h)
+
+    def test_statuses_written_back(self):
+        put_batch(self.h, [600 << 12, 601 << 12, (RAM_PAGES + 1) << 12])
+        r = call(self.h, V.BATCHED_LOCK, BATCH_PFN, 3)
+        self.assertEqual((r['rax'], r['rbx']), (0, 99))
+        st = [e & 0x1F for e in get_batch(self.h, 3)]
+        self.assertEqual(st, [0, 0, V.ERROR_PPN_INVALID])
+        self.assertEqual(self.h.locked_frames(), 2)
+        put_batch(self.h, [600 << 12, 600 << 12 | V.ERROR_PPN_LOCKED])  # stale status bits
+        call(self.h, V.BATCHED_UNLOCK, BATCH_PFN, 2)
+        st = [e & 0x1F for e in get_batch(self.h, 2)]
+        self.assertEqual(st, [0, V.ERROR_PPN_UNLOCKED])
+        self.assertIn('duplicate-entry', kinds(self.h))
+
+    def test_reserved_bits_and_counts(self):
+        put_batch(self.h, [600 << 12 | 0x40])
+        call(self.h, V.BATCHED_LOCK, BATCH_PFN, 1)
+        r = call(self.h, V.BATCHED_LOCK, BATCH_PFN, 513)
+        self.assertEqual(r['rax'], 0xFFFFFFFF)      # zero-extended all ones
+        call(self.h, V.BATCHED_LOCK, BATCH_PFN, 0)
+        self.assertEqual(kinds(self.h), ['reserved-bits', 'bad-batch-count', 'bad-batch-count'])
+
+    def test_2m(self):
+        put_batch(self.h, [1024 << 12])
+        call(self.h, V.BATCHED_2M_LOCK, BATCH_PFN, 1)
+        self.assertEqual((self.h.locked_frames(), len(self.h.locked2m)), (512, 1))
+        r = call(self.h, V.LOCK, 1030)              # inside the 2M page
+        self.assertEqual(r['rax'], V.ERROR_PPN_LOCKED)
+        put_batch(self.h, [1100 << 12])              # unaligned
+        call(self.h, V.BATCHED_2M_LOCK, BATCH_PFN, 1)
+        self.assertEqual(get_batch(self.h, 1)[0] & 0x1F, V.ERROR_PPN_INVALID)
+        put_batch(self.h, [1024 << 12])
+        call(self.h, V.BATCHED_2M_UNLOCK, BATCH_PFN, 1)
+        self.assertEqual(self.h.locked_frames(), 0)
+        self.assertEqual(kinds(self.h), ['double-lock', 'unaligned-2m'])
+
+    def test_2m_needs_both_caps(self):
+        h = make_host(caps=0x0a)                    # basic + 2M, no batched
+        start(h)
+        put_batch(h, [1024 << 12])
+        r = call(h, V.BATCHED_2M_LOCK, BATCH_PFN, 1)
+        self.assertEqual(r['rax'], V.ERROR_CMD_INVALID)
+        self.assertEqual(kinds(h), ['capability-not-granted'])
+
+    def test_2m_touch(self):
+        put_batch(self.h, [1024 << 12])
+        call(self.h, V.BATCHED_2M_LOCK, BATCH_PFN, 1)
+        self.h.gdb.mem[(1535 << 12) + 10] ^= 1      # last frame's head
+        call(self.h, V.BATCHED_2M_UNLOCK, BATCH_PFN, 1)
+        self.assertEqual(kinds(self.h), ['ballooned-page-touched'])
+
+
+class Faults(unittest.TestCase):
+    def test_windows_and_inject(self):
+        h = make_host(busy_windows=[(2, 2)], failure_windows=[(3, 3)])
+        start(h)
+        self.assertEqual(call(h, V.GET_TARGET, 1)['rax'], V.ERROR_BUSY)
+        r = call(h, V.GET_TARGET, 1)
+        self.assertEqual(r['rax'], 0xFFFFFFFF)
+        self.assertEqual(r['rbx'], 1)                # nobody answered: rbx untouched
+        h.inject(V.ERROR_PPN_NOTNEEDED, 2)
+        self.assertEqual(call(h, V.LOCK, 500)['rax'], V.ERROR_PPN_NOTNEEDED)
+        self.assertEqual(call(h, V.LOCK, 500)['rax'], V.ERROR_PPN_NOTNEEDED)
+        self.assertEqual(call(h, V.LOCK, 500)['rax'], 0)
+        self.assertEqual(h.counts['GET_TARGET'], {'count': 2, 'failed': 2})
+
+    def test_misc_checks(self):
+        h = make_host()
+        start(h, 0x1e)                               # no 64-bit target
+        call(h, V.GET_TARGET, 1 << 33)
+        self.assertEqual(call(h, V.VMCI_DOORBELL_SET, 1, 2)['rax'], V.ERROR_CMD_INVALID)
+        self.assertEqual(call(h, V.CMD5)['rax'], V.ERROR_CMD_INVALID)
+        self.assertEqual(call(h, 77)['rax'], V.ERROR_CMD_INVALID)
+        self.assertEqual(call(h, V.GET_TARGET, 1, magic=0x1234)['rax'], 0xFFFFFFFF)
+        self.assertEqual(kinds(h), ['target-arg-not-32bit', 'doorbell-not-granted', 'invalid-command',
+                                    'invalid-command', 'bad-magic'])
+
+    def test_target_and_schedule(self):
+        h = make_host(target=5, target_schedule=[(0, 11)])
+        start(h)
+        self.assertEqual(call(h, V.GET_TARGET, RAM_PAGES)['rbx'], 11)
+        h.set_target(1 << 40)
+        self.assertEqual(call(h, V.GET_TARGET, RAM_PAGES)['rbx'], 1 << 40)
+        self.assertEqual(h.guest_ram_pages, RAM_PAGES)
+
+    def test_summary_is_json(self):
+        import json
+        h = make_host()
+        start(h)
+        call(h, V.LOCK, 500)
+        json.dumps(h.summary())
+
+
+class Layout(unittest.TestCase):
+    def test_ram_ranges(self):
+        self.assertEqual(V.qemu_pc_ram_ranges(512 << 20), [(0, 131072)])
+        self.assertEqual(V.qemu_pc_ram_ranges(4 << 30), [(0, 0xC0000), (0x100000, 0x140000)])
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=1)
