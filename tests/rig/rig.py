@@ -525,6 +525,9 @@ class Rig:
             self.host._request('unprearm', None, 30)
         if arm and prearm and self.host.prearm_result:
             self.log('pre-armed %s: %s' % (mod, self.host.prearm_result))
+        if rc != 0 and self.host.bps and not self.loaded:
+            # init ran (pre-armed) and failed: its text is freed, drop the breakpoints
+            self.host.disarm()
         if rc == 0:
             self.loaded = mod
             if arm:
