@@ -170,64 +170,59 @@ module_param_cb(deflate_rate_max, &vmm_rate_max_ops,
 MODULE_PARM_DESC(deflate_rate_max,
 		 "Fastest deflate rate, 4 KiB pages per second (1-4194304, default 131072)");
 
-static int vmm_set_refused_max(const char *val, const struct kernel_param *kp)
+/* A whole number within bounds; anything else is refused, value kept. */
+struct vmm_uint_param {
+	unsigned int *val;
+	unsigned int lo;
+	unsigned int hi;
+	const char *unit;
+};
+
+static int vmm_set_uint(const char *val, const struct kernel_param *kp)
 {
+	const struct vmm_uint_param *p = kp->arg;
 	unsigned int v;
 	int ret;
 
-	ret = vmm_param_uint(val, 1, 4096, kp->name, "a count of pages", &v);
+	ret = vmm_param_uint(val, p->lo, p->hi, kp->name, p->unit, &v);
 	if (!ret)
-		WRITE_ONCE(refused_max, v);
+		WRITE_ONCE(*p->val, v);
 	return ret;
 }
 
-static const struct kernel_param_ops vmm_refused_max_ops = {
-	.set = vmm_set_refused_max,
-	.get = param_get_uint,
+static int vmm_get_uint(char *buf, const struct kernel_param *kp)
+{
+	const struct vmm_uint_param *p = kp->arg;
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(*p->val));
+}
+
+static const struct kernel_param_ops vmm_uint_ops = {
+	.set = vmm_set_uint,
+	.get = vmm_get_uint,
 };
 
-module_param_cb(refused_max, &vmm_refused_max_ops, &refused_max, 0644);
+static const struct vmm_uint_param vmm_refused_max_param = {
+	&refused_max, 1, 4096, "a count of pages"
+};
+module_param_cb(refused_max, &vmm_uint_ops, (void *)&vmm_refused_max_param,
+		0644);
 MODULE_PARM_DESC(refused_max,
 		 "Refused pages after which inflation pauses until the next second (1-4096, default 16)");
 
-static int vmm_set_holdoff(const char *val, const struct kernel_param *kp)
-{
-	unsigned int v;
-	int ret;
-
-	ret = vmm_param_uint(val, 0, 3600, kp->name, "seconds", &v);
-	if (!ret)
-		WRITE_ONCE(pressure_holdoff, v);
-	return ret;
-}
-
-static const struct kernel_param_ops vmm_holdoff_ops = {
-	.set = vmm_set_holdoff,
-	.get = param_get_uint,
+static const struct vmm_uint_param vmm_holdoff_param = {
+	&pressure_holdoff, 0, 3600, "seconds"
 };
-
-module_param_cb(pressure_holdoff, &vmm_holdoff_ops, &pressure_holdoff, 0644);
+module_param_cb(pressure_holdoff, &vmm_uint_ops, (void *)&vmm_holdoff_param,
+		0644);
 MODULE_PARM_DESC(pressure_holdoff,
 		 "Seconds without inflation after memory was given back under pressure (0-3600, default 10)");
 
-static int vmm_set_min_free(const char *val, const struct kernel_param *kp)
-{
-	unsigned int v;
-	int ret;
-
-	ret = vmm_param_uint(val, 0, 1U << 30, kp->name,
-			     "MiB (0 for automatic)", &v);
-	if (!ret)
-		WRITE_ONCE(min_free_mb, v);
-	return ret;
-}
-
-static const struct kernel_param_ops vmm_min_free_ops = {
-	.set = vmm_set_min_free,
-	.get = param_get_uint,
+static const struct vmm_uint_param vmm_min_free_param = {
+	&min_free_mb, 0, 1U << 30, "MiB (0 for automatic)"
 };
-
-module_param_cb(min_free_mb, &vmm_min_free_ops, &min_free_mb, 0644);
+module_param_cb(min_free_mb, &vmm_uint_ops, (void *)&vmm_min_free_param,
+		0644);
 MODULE_PARM_DESC(min_free_mb,
 		 "Available memory (MiB) the balloon never takes; 0 = automatic, RAM/32 within 8-512 MiB (default 0)");
 
@@ -453,7 +448,7 @@ static void vmm_add(struct vmm_balloon *b, struct page *page,
 	vmm_mark_offline(page, size, true);
 	list_add(&page->lru, &b->pages[size]);
 	b->nr_pages[size]++;
-	vmm_account_inflate(vmm_frames(size));
+	vmm_account_balloon(vmm_frames(size));
 }
 
 /* Take a ballooned page off the balloon's list (it stays locked). */
@@ -482,7 +477,7 @@ static void vmm_release(struct vmm_balloon *b, struct page *page,
 			enum vmm_size size)
 {
 	vmm_mark_offline(page, size, false);
-	vmm_account_deflate(vmm_frames(size));
+	vmm_account_balloon(-(long)vmm_frames(size));
 	vmm_free(b, page, size);
 }
 
@@ -723,7 +718,7 @@ static unsigned long vmm_split_huge(struct vmm_balloon *b,
 	}
 
 	vmm_mark_offline(page, VMM_2M, false);
-	vmm_account_deflate(vmm_frames(VMM_2M));
+	vmm_account_balloon(-(long)vmm_frames(VMM_2M));
 	b->stat[VMM_2M].free++;
 	split_page(page, VMM_2M_ORDER);
 	b->stat[VMM_4K].alloc += vmm_frames(VMM_2M);

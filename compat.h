@@ -69,28 +69,21 @@ static inline void vmm_shrinker_destroy(struct shrinker *s)
 
 /*
  * Kernel-wide accounting of ballooned memory: the balloon_inflate and
- * balloon_deflate events of /proc/vmstat, and since 6.14 the "Balloon:"
- * line of /proc/meminfo. @frames counts 4 KiB pages.
+ * balloon_deflate events of /proc/vmstat and, where the kernel has it, the
+ * "Balloon:" line of /proc/meminfo. @frames counts 4 KiB pages: positive
+ * when the balloon grows, negative when it shrinks.
  */
-static inline void vmm_account_inflate(long frames)
+static inline void vmm_account_balloon(long frames)
 {
 #ifdef CONFIG_MEMORY_BALLOON
-	count_vm_events(BALLOON_INFLATE, frames);
+	if (frames > 0)
+		count_vm_events(BALLOON_INFLATE, frames);
+	else
+		count_vm_events(BALLOON_DEFLATE, -frames);
 #endif
 #ifdef VMM_HAVE_NR_BALLOON_PAGES
 	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
 			    frames);
-#endif
-}
-
-static inline void vmm_account_deflate(long frames)
-{
-#ifdef CONFIG_MEMORY_BALLOON
-	count_vm_events(BALLOON_DEFLATE, frames);
-#endif
-#ifdef VMM_HAVE_NR_BALLOON_PAGES
-	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
-			    -frames);
 #endif
 }
 
