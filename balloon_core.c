@@ -940,13 +940,14 @@ static void vmm_new_period(struct vmm_balloon *b, unsigned long now)
 	b->huge_failed = false;
 
 	/*
-	 * Every lock and unlock answer carries the target: a balloon that
-	 * moved in the last period needs no GET_TARGET to see it.
+	 * Every lock and unlock answer carries the target: a balloon still
+	 * on its way needs no GET_TARGET to see it. One at rest polls.
 	 */
-	if (b->host.target_fresh) {
+	if (b->host.target_fresh && vmm_balloon_size(b) != b->goal) {
 		b->host.target_fresh = false;
 		return;
 	}
+	b->host.target_fresh = false;
 	status = vmm_hv_get_target(&b->host, totalram_pages());
 	if (status != VMM_STATUS_SUCCESS) {
 		if (!b->host_failing)
