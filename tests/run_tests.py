@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import traceback
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, 'rig'))
@@ -31,16 +32,36 @@ def load(path):
     return mod
 
 
+def unittest_runner(cases):
+    """One test that runs every unittest case of a module."""
+    def run():
+        suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(c)
+                                   for c in cases)
+        res = unittest.TextTestRunner(verbosity=1, stream=sys.stdout).run(suite)
+        assert res.wasSuccessful(), '%d failures, %d errors' % (len(res.failures), len(res.errors))
+    return run
+
+
 def collect():
-    files = [os.path.join(HERE, 'static_checks.py')]
+    # The rig checks itself first: host semantics without QEMU, then its
+    # violation checks firing against the in-tree driver.
+    files = [os.path.join(HERE, 'static_checks.py'),
+             os.path.join(HERE, 'rig', 'test_vmhost_unit.py'),
+             os.path.join(HERE, 'rig', 'selftest_host.py')]
     sdir = os.path.join(HERE, 'scenarios')
     files += sorted(os.path.join(sdir, f) for f in os.listdir(sdir)
                     if f.startswith('test_') and f.endswith('.py'))
     tests = []
     for f in files:
         mod = load(f)
+        cases = [getattr(mod, n) for n in dir(mod)
+                 if isinstance(getattr(mod, n), type) and issubclass(getattr(mod, n), unittest.TestCase)]
+        if cases:
+            tests.append((5, '%s::unittest' % os.path.basename(f)[:-3], unittest_runner(cases)))
         for name in sorted(n for n in dir(mod) if n.startswith('test_')):
             fn = getattr(mod, name)
+            if not callable(fn) or isinstance(fn, type):
+                continue
             order = getattr(fn, 'order', 50)
             tests.append((order, '%s::%s' % (os.path.basename(f)[:-3], name), fn))
     tests.sort(key=lambda t: (t[0], t[1]))
