@@ -19,13 +19,13 @@ PARAMS = '/sys/module/vmmemctl/parameters'
 OOM_RE = re.compile(r'Out of memory|oom-kill|Killed process|oom_reaper')
 
 
-def boot(name, caps=CAPS_DEFAULT, mem_mb=512, **hostkw):
+def boot(name, caps=CAPS_DEFAULT, mem_mb=512, smp=1, **hostkw):
     """A fresh guest under a host granting `caps`.
 
     VMMEMCTL_KO=<path> runs the scenarios against another build of the
     module (used to check that a deliberately broken module is caught).
     """
-    return Rig(name=name, mem_mb=mem_mb, host=HostConfig(caps=caps, **hostkw),
+    return Rig(name=name, mem_mb=mem_mb, smp=smp, host=HostConfig(caps=caps, **hostkw),
                ko=os.environ.get('VMMEMCTL_KO') or None)
 
 

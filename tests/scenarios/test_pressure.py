@@ -8,7 +8,17 @@ from common import assert_accounting, assert_guest_clean, assert_host_clean, boo
 
 
 def test_pressure_no_oom_kill_then_reinflate():
-    with boot('pressure', mem_mb=256) as r:
+    _pressure('pressure', smp=1)
+
+
+def test_pressure_two_cpus():
+    """The same with two vCPUs: reclaim, the work item and the OOM path
+    really run concurrently."""
+    _pressure('pressure_smp2', smp=2)
+
+
+def _pressure(name, smp):
+    with boot(name, mem_mb=256, smp=smp) as r:
         load(r, params='pressure_holdoff=8')
         mem = r.meminfo()
         ram = mem['MemTotal'] // 4
