@@ -7,6 +7,17 @@ from common import assert_accounting, assert_guest_clean, assert_host_clean, boo
     set_param, OOM_RE
 
 
+def fill_to_floor(r, mem):
+    """Host target 90% of RAM; wait until the balloon stops at its floor.
+    Return the guest's RAM in pages."""
+    ram = mem['MemTotal'] // 4
+    r.host.set_target(ram * 90 // 100)
+    r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
+               r.stats()['current'] == r.stats()['goal'],
+               timeout=90, what='balloon full up to the floor')
+    return ram
+
+
 def test_pressure_no_oom_kill_then_reinflate():
     _pressure('pressure', smp=1)
 
@@ -21,11 +32,7 @@ def _pressure(name, smp):
     with boot(name, mem_mb=256, smp=smp) as r:
         load(r, params='pressure_holdoff=8')
         mem = r.meminfo()
-        ram = mem['MemTotal'] // 4
-        r.host.set_target(ram * 90 // 100)
-        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
-                   r.stats()['current'] == r.stats()['goal'],
-                   timeout=90, what='balloon full up to the floor')
+        ram = fill_to_floor(r, mem)
         time.sleep(2)
         full = r.stats()['current']
         assert full > ram // 2, 'balloon only took %d of %d pages' % (full, ram)
@@ -86,11 +93,7 @@ def test_oom_log_says_what_the_balloon_held():
     with boot('oom_log', mem_mb=256) as r:
         load(r, params='pressure_release=n')
         mem = r.meminfo()
-        ram = mem['MemTotal'] // 4
-        r.host.set_target(ram * 90 // 100)
-        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
-                   r.stats()['current'] == r.stats()['goal'],
-                   timeout=90, what='balloon full up to the floor')
+        fill_to_floor(r, mem)
         held_mib = r.stats()['current'] // 256
         rc, out = r.sh('memhog %d 1' % (mem['MemTotal'] * 60 // 100 // 1024), timeout=300)
         assert rc != 0, 'memhog got its memory with the pressure response off'
