@@ -198,8 +198,6 @@ u32 vmm_hv_start(struct vmm_host *h, u32 offered)
 	status = vmm_cmd(h, VMM_CMD_START, offered, 0);
 	if (status == VMM_STATUS_SUCCESS)
 		h->reset_required = false;
-	else
-		h->caps = 0;
 	return status;
 }
 

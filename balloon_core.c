@@ -835,9 +835,8 @@ static bool vmm_start_session(struct vmm_balloon *b)
 		b->resets++;
 		pr_info_ratelimited("host reset the balloon; %lu pages returned to the guest\n",
 				    size);
-		vmm_pop(b);
 	}
-	vmm_free_refused(b);
+	vmm_pop(b);
 
 	status = vmm_hv_start(h, vmm_offered_caps());
 	if (status != VMM_STATUS_SUCCESS) {
@@ -991,6 +990,9 @@ static unsigned long vmm_inflate(struct vmm_balloon *b, unsigned long frames)
 		b->stat[size].alloc++;
 		list_add_tail(&page->lru, &list);
 	}
+	/* No 2 MiB page to be had is not a failure: go on with 4 KiB pages. */
+	if (size == VMM_2M && list_empty(&list))
+		return vmm_inflate(b, frames);
 
 	locked = vmm_lock_list(b, &list, size) * vmm_frames(size);
 	b->period_done += locked;
@@ -998,8 +1000,7 @@ static unsigned long vmm_inflate(struct vmm_balloon *b, unsigned long frames)
 		b->period_saturated = &b->inflate;
 	if (locked)
 		trace_vmmemctl_inflate(locked, vmm_balloon_size(b), b->goal);
-	/* A 2 MiB allocation failure is not a failure: retry with 4 KiB. */
-	return locked ? locked : (size == VMM_2M && b->huge_failed);
+	return locked;
 }
 
 /* Deflate by up to @frames, within the rate budget. Return: frames moved. */

@@ -187,13 +187,20 @@ def test_absurd_target_is_bounded():
         finish(r)
 
 
+def _fill(r, pages):
+    """Load, inflate to `pages` (2 MiB and 4 KiB pages mixed); return the
+    guest's free memory before inflating."""
+    load(r)
+    free0 = memfree_kb(r)
+    r.host.set_target(pages)
+    wait_size(r, pages, timeout=120)
+    return free0
+
+
 def test_rmmod_with_full_balloon():
     """Unload returns every page, and the host is left holding nothing."""
     with boot('rmmod_full') as r:
-        load(r)
-        free0 = memfree_kb(r)
-        r.host.set_target(8192 + 100)
-        wait_size(r, 8192 + 100, timeout=120)
+        free0 = _fill(r, 8192 + 100)
         t = time.monotonic()
         finish(r)
         assert time.monotonic() - t < 30
@@ -205,10 +212,7 @@ def test_rmmod_with_full_balloon():
 def test_rmmod_when_host_fails_unload_start():
     """The host answers FAILURE to the unload's START: no hang, memory back."""
     with boot('rmmod_start_fails') as r:
-        load(r)
-        free0 = memfree_kb(r)
-        r.host.set_target(4096 + 512)
-        wait_size(r, 4096 + 512, timeout=120)
+        free0 = _fill(r, 4096 + 512)
         n = r.host.summary()['commands']
         r.host.config.failure_windows = [(n + 1, n + 1000)]
         t = time.monotonic()
