@@ -9,8 +9,12 @@
 #   make dkms-uninstall  dkms remove (every kernel) and delete /usr/src copy
 #   make clean
 #   make demo            boot a VMware-looking guest and watch the balloon
-#   make check           every test (static checks and guest scenarios)
-#   make bench           vmmemctl against the in-tree vmw_balloon
+#   make check           every test (static checks and guest scenarios), on
+#                        every kernel of the matrix (Debian's 6.1, 6.12, 7.x)
+#       KERNELS=6.1      only these kernels ('6.12,7' for two)
+#       TESTS=reset      only tests whose name contains one of these words
+#       REPEAT=N         each selected test N times
+#   make bench           vmmemctl against the in-tree vmw_balloon (KERNEL=<id>)
 
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
@@ -49,6 +53,8 @@ dkms-uninstall:
 	if test -d /var/lib/dkms/vmmemctl/$(VERSION); then \
 		dkms remove vmmemctl/$(VERSION) --all; fi
 	rm -rf $(DKMS_SRC)
+
+export KERNELS TESTS REPEAT KERNEL
 
 demo:
 	bash tests/demo.sh
