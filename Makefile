@@ -29,11 +29,12 @@ DKMS_SRC := /usr/src/vmmemctl-$(VERSION)
 # compat/ included): the whole tree but tests/, Documentation/, debian/, dist/,
 # dot-files and *.md. In a git checkout: the tracked and new files git does not
 # ignore (so no build product or generated header); elsewhere (a copy, the
-# .deb's staging folder): every file but the usual kbuild products.
+# .deb's staging folder, or git not usable): every file but the usual kbuild
+# products.
 DKMS_PRUNE := -path ./tests -o -path ./Documentation -o -path ./debian -o -path ./dist -o -name '.?*'
 DKMS_PRODUCTS := '*.o' '*.ko' '*.ko.*' '*.mod' '*.mod.c' '*.o.d' '*.a' '*.cmd' '*.md' \
 	Module.symvers modules.order
-DKMS_FILES = $(sort $(if $(wildcard .git),$(DKMS_GIT_FILES),$(DKMS_FIND_FILES)))
+DKMS_FILES = $(sort $(or $(if $(wildcard .git),$(DKMS_GIT_FILES)),$(DKMS_FIND_FILES)))
 DKMS_GIT_FILES = $(wildcard $(filter-out tests/% Documentation/% debian/% dist/% .% %/.% %.md,\
 	$(shell git ls-files -co --exclude-standard 2>/dev/null)))
 DKMS_FIND_FILES = $(shell find . \( $(DKMS_PRUNE) \) -prune -o -type f \
