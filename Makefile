@@ -7,6 +7,10 @@
 #   make install         install to the kernel's extra/ and run depmod
 #   make dkms-install    copy the sources to /usr/src, dkms add/build/install
 #   make dkms-uninstall  dkms remove (every kernel) and delete /usr/src copy
+#   make deb             dist/vmmemctl-dkms_<version>_all.deb (debhelper, dh-dkms;
+#                        installs those build dependencies with apt-get if missing)
+#   make dkms-check      vmmemctl.h, dkms.conf and debian/changelog agree on the version
+#   make dkms-files      list what DKMS and the .deb ship
 #   make clean
 #   make demo            boot a VMware-looking guest and watch the balloon
 #   make check           every test (static checks and guest scenarios), on
@@ -20,10 +24,30 @@ KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 PWD := $(shell pwd)
 
-# One source of truth for the version: vmmemctl.h. dkms.conf must agree.
+# One source of truth for the version: vmmemctl.h. dkms.conf and debian/changelog
+# must agree (dkms-check, run by dkms-install and deb).
 VERSION := $(shell sed -n 's/.*define VMMEMCTL_VERSION[^"]*"\([^"]*\)".*/\1/p' $(PWD)/vmmemctl.h)
 DKMS_SRC := /usr/src/vmmemctl-$(VERSION)
-DKMS_FILES := Kbuild Makefile dkms.conf $(filter-out %.mod.c,$(wildcard *.c)) $(wildcard *.h)
+
+# What DKMS and the .deb ship (paths relative to the tree, subfolders such as
+# compat/ included): the whole tree but tests/, Documentation/, debian/, dist/,
+# dot-files and *.md. In a git checkout: the tracked and new files git does not
+# ignore (so no build product or generated header); elsewhere (a copy, the
+# .deb's staging folder, or git not usable): every file but the usual kbuild
+# products.
+DKMS_PRUNE := -path ./tests -o -path ./Documentation -o -path ./debian -o -path ./dist -o -name '.?*'
+DKMS_PRODUCTS := '*.o' '*.ko' '*.ko.*' '*.mod' '*.mod.c' '*.o.d' '*.a' '*.cmd' '*.md' \
+	Module.symvers modules.order
+DKMS_FILES = $(sort $(or $(if $(wildcard .git),$(DKMS_GIT_FILES)),$(DKMS_FIND_FILES)))
+DKMS_GIT_FILES = $(wildcard $(filter-out tests/% Documentation/% debian/% dist/% .% %/.% %.md,\
+	$(shell git ls-files -co --exclude-standard 2>/dev/null)))
+DKMS_FIND_FILES = $(shell find . \( $(DKMS_PRUNE) \) -prune -o -type f \
+	$(foreach p,$(DKMS_PRODUCTS),! -name $(p)) -print | sed 's|^\./||' | LC_ALL=C sort)
+
+DEB_OUT := dist
+DEB := $(DEB_OUT)/vmmemctl-dkms_$(VERSION)_all.deb
+DEB_STAGE := $(DEB_OUT)/build/vmmemctl-$(VERSION)
+DEB_BUILD_DEPS := debhelper dh-dkms dpkg-dev
 
 all: modules
 
@@ -41,10 +65,20 @@ dkms-check:
 	@test -n "$(VERSION)" || { echo "no VMMEMCTL_VERSION in vmmemctl.h"; exit 1; }
 	@grep -qx 'PACKAGE_VERSION="$(VERSION)"' dkms.conf || \
 		{ echo "dkms.conf: PACKAGE_VERSION is not $(VERSION) (vmmemctl.h)"; exit 1; }
+	@test ! -f debian/changelog || head -n1 debian/changelog | grep -q '^vmmemctl ($(VERSION))' || \
+		{ echo "debian/changelog: newest entry is not $(VERSION) (vmmemctl.h)"; exit 1; }
+
+dkms-files:
+	@printf '%s\n' $(DKMS_FILES)
+
+# Copy DKMS_FILES to DKMS_SRC, keeping subfolders (debian/rules uses it too).
+dkms-copy:
+	@test -n "$(strip $(DKMS_FILES))" || { echo "no files to ship"; exit 1; }
+	mkdir -p $(DKMS_SRC)
+	cp --parents $(DKMS_FILES) $(DKMS_SRC)/
 
 dkms-install: dkms-check dkms-uninstall
-	mkdir -p $(DKMS_SRC)
-	cp $(DKMS_FILES) $(DKMS_SRC)/
+	$(MAKE) --no-print-directory dkms-copy DKMS_SRC=$(DKMS_SRC)
 	dkms add vmmemctl/$(VERSION)
 	dkms build vmmemctl/$(VERSION) -k $(KVER)
 	dkms install vmmemctl/$(VERSION) -k $(KVER)
@@ -56,6 +90,38 @@ dkms-uninstall:
 
 export KERNELS TESTS REPEAT KERNEL
 
+deb: $(DEB)
+
+# Built from a staging copy of DKMS_FILES and debian/, so neither the tree's build
+# products nor debhelper's files end up in the package or in the tree. -d: deb-deps
+# installed the build dependencies; nothing is compiled, so dpkg's implicit
+# build-essential is not needed.
+$(DEB): $(DKMS_FILES) $(wildcard debian/* debian/*/*)
+	@$(MAKE) --no-print-directory dkms-check
+	@$(MAKE) --no-print-directory deb-deps
+	rm -rf $(DEB_OUT)/build
+	mkdir -p $(DEB_STAGE)
+	cp --parents -r $(DKMS_FILES) debian $(DEB_STAGE)/
+	cd $(DEB_STAGE) && dpkg-buildpackage --build=all -us -uc -d
+	rm -f $(DEB_OUT)/vmmemctl-dkms_*_all.deb
+	mv $(DEB_OUT)/build/$(notdir $@) $@
+	rm -rf $(DEB_OUT)/build
+	@echo "built $@"
+
+# Debian packages only, with apt-get (as root or through sudo), like tests/setup.sh.
+deb-deps:
+	@missing=; for p in $(DEB_BUILD_DEPS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
+			missing="$$missing $$p"; done; \
+	test -z "$$missing" && exit 0; \
+	sudo=; if [ "$$(id -u)" != 0 ]; then \
+		command -v sudo >/dev/null && sudo=sudo || { echo "deb: need root or sudo to install$$missing"; exit 1; }; fi; \
+	echo "deb: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+	{ $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	{ echo "deb: apt-get install$$missing failed"; exit 1; }
+
 demo:
 	bash tests/demo.sh
 
@@ -65,5 +131,5 @@ check:
 bench:
 	bash tests/bench.sh
 
-.PHONY: all modules install clean dkms-check dkms-install dkms-uninstall \
-	demo check bench
+.PHONY: all modules install clean dkms-check dkms-files dkms-copy dkms-install \
+	dkms-uninstall deb deb-deps demo check bench
