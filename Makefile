@@ -88,7 +88,7 @@ dkms-uninstall:
 		dkms remove vmmemctl/$(VERSION) --all; fi
 	rm -rf $(DKMS_SRC)
 
-export KERNELS TESTS REPEAT KERNEL
+export KERNELS TESTS REPEAT JOBS KERNEL
 
 deb: $(DEB)
 

@@ -183,7 +183,7 @@ case "$K7SUITE" in
 esac
 say "kernels offered: $K61 (bookworm), $K612 (trixie), $K7 ($K7SUITE)"
 
-TRIXIE_PKGS="make gcc sparse kmod xz-utils zstd qemu-system-x86 linux-headers-$K612 linux-image-$K612-unsigned"
+TRIXIE_PKGS="make gcc sparse kmod xz-utils zstd dkms qemu-system-x86 linux-headers-$K612 linux-image-$K612-unsigned"
 [ "$K7ROOT" = trixie ] && TRIXIE_PKGS="$TRIXIE_PKGS linux-headers-$K7"
 if [ "$(cat "$CACHE/roots/trixie/.vmmemctl-pkgs" 2>/dev/null)" != "$TRIXIE_PKGS" ]; then
     say "installing in the trixie root: $TRIXIE_PKGS"
@@ -201,7 +201,7 @@ if [ "$K7ROOT" = sid ]; then
 fi
 
 ensure_root bookworm
-BW_PKGS="make gcc linux-headers-$K61"
+BW_PKGS="make gcc kmod dkms linux-headers-$K61"
 if [ "$(cat "$CACHE/roots/bookworm/.vmmemctl-pkgs" 2>/dev/null)" != "$BW_PKGS" ]; then
     say "installing in the bookworm root: $BW_PKGS"
     root_install bookworm $BW_PKGS
@@ -279,6 +279,12 @@ fetch_kernel() {
         done
         rm -rf "$dl"
         echo "$rel" > "$d/kver"
+    fi
+    # The uncompressed kernel, which QEMU boots through its PVH entry
+    # without decompressing it under TCG (the rig falls back to vmlinuz).
+    if [ ! -f "$d/vmlinux" ] && [ ! -f "$d/no-vmlinux" ]; then
+        python3 "$REPO/tests/rig/kernels.py" --extract-vmlinux "$d/vmlinuz" "$d/vmlinux" ||
+            { say "no PVH-bootable vmlinux in $rel; booting the bzImage"; touch "$d/no-vmlinux"; }
     fi
     echo "$root" > "$d/root"
     echo "$kdir" > "$d/kdir"

@@ -8,7 +8,7 @@
         r.host.set_target(4096)
         r.wait_for(lambda: r.stats().get('current') == 4096, timeout=120, what='balloon at 4096')
 
-Artifacts land in tests/out/<name>/: console.log, qemu.log, rig.log, transcript.txt,
+Artifacts land in tests/out/<kernel>/<name>/: console.log, qemu.log, rig.log, transcript.txt,
 summary.json, dmesg.txt.
 """
 
@@ -146,7 +146,7 @@ class Rig:
         except kernels.KernelError as e:
             raise RigError(str(e))
         self.kver = self.kernel.kver
-        self.out_dir = os.path.join(OUT, name)
+        self.out_dir = os.path.join(OUT, self.kernel.id, name)   # kernels may run side by side
         self.ko = ko
         self.proc = None
         self.host = None
@@ -212,7 +212,7 @@ class Rig:
 
     def start(self):
         base = os.path.join(CACHE, 'initramfs.cpio.gz')
-        vmlinuz = self.kernel.vmlinuz
+        vmlinuz = self.kernel.boot_image()
         for p in (base, vmlinuz):
             if not os.path.exists(p):
                 raise RigError('%s missing: run `bash tests/setup.sh`' % p)
