@@ -2,10 +2,18 @@
 /*
  * vmmemctl - the differences between the kernels we build for, in one place.
  *
- * First target: Debian's 6.1. Newer kernels allocate shrinkers for their
- * users (6.7) and account ballooned memory in /proc/meminfo. Kbuild detects
- * each feature in the target kernel's headers (VMM_HAVE_*), so that
- * distribution backports are handled too.
+ * Oldest kernel: Debian's 6.1. Newer kernels allocate shrinkers for their
+ * users (6.7), account ballooned memory in /proc/meminfo (6.15) and rename
+ * the balloon core and its options (7.0). Each difference is found by a
+ * compile test against the target kernel (compat/probes/<name>.c, run by
+ * the Makefile), never by a version number, so distribution backports are
+ * handled too. The results are the VMM_HAVE_<NAME> macros of the generated
+ * compat_probes.h. Some are for the balloon migration support to come:
+ * VMM_HAVE_BALLOON_H, VMM_HAVE_BALLOON_COMPACTION_H,
+ * VMM_HAVE_BALLOON_PAGE_FINALIZE, VMM_HAVE_BALLOON_ADJUST_MANAGED_PAGE_COUNT,
+ * VMM_HAVE_MIGRATEPAGE_SUCCESS, VMM_HAVE_BALLOON_MOPS,
+ * VMM_HAVE_VM_EVENT_BALLOON_MIGRATE, VMM_HAVE_CONFIG_BALLOON and
+ * VMM_HAVE_DEBUGFS_LOOKUP_AND_REMOVE.
  */
 #ifndef VMMEMCTL_COMPAT_H
 #define VMMEMCTL_COMPAT_H
@@ -13,6 +21,8 @@
 #include <linux/mm.h>
 #include <linux/shrinker.h>
 #include <linux/vmstat.h>
+
+#include "compat_probes.h"
 
 /*
  * Shrinkers: registered from a caller-owned struct before 6.7, allocated by
