@@ -81,11 +81,13 @@ static inline void vmm_shrinker_destroy(struct shrinker *s)
  * Kernel-wide accounting of ballooned memory: the balloon_inflate and
  * balloon_deflate events of /proc/vmstat and, where the kernel has it, the
  * "Balloon:" line of /proc/meminfo. @frames counts 4 KiB pages: positive
- * when the balloon grows, negative when it shrinks.
+ * when the balloon grows, negative when it shrinks. The events exist when
+ * the kernel's balloon core is built, whatever its option is called
+ * (CONFIG_MEMORY_BALLOON before 7.0, CONFIG_BALLOON since).
  */
 static inline void vmm_account_balloon(long frames)
 {
-#ifdef CONFIG_MEMORY_BALLOON
+#ifdef VMM_HAVE_VM_EVENT_BALLOON
 	if (frames > 0)
 		count_vm_events(BALLOON_INFLATE, frames);
 	else
