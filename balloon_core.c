@@ -1157,7 +1157,7 @@ static int __init vmm_init(void)
 	struct vmm_balloon *b = &vmm_balloon;
 	int ret;
 
-	if (x86_hyper_type != X86_HYPER_VMWARE) {
+	if (!hypervisor_is_type(X86_HYPER_VMWARE)) {
 		pr_info("not running on VMware; not loading\n");
 		return -ENODEV;
 	}
