@@ -42,10 +42,24 @@ def test_build_w1():
 test_build_w1.order = 1
 
 
+# Debian's 7.x headers ship no scripts/checker-valid.sh, and Debian 13's sparse
+# (0.6.4) predates what 7.x's headers need (__typeof_unqual__), so kbuild turns
+# C=2 off there. The kernels where that is so are named here: the test fails if
+# sparse does not run anywhere else, or starts running there (then drop the entry).
+SPARSE_UNAVAILABLE = {'7': 'Debian ships no checker-valid.sh with 7.x headers; sparse 0.6.4 too old'}
+
+
 def test_sparse():
+    k = kernels.current()
     rc, out = make('C=2')
     assert rc == 0, 'sparse build failed:\n' + out[-4000:]
-    assert out.count('CHECK') >= 3, 'sparse did not run:\n' + out[-2000:]
+    known = SPARSE_UNAVAILABLE.get(k.id.split('.')[0])
+    off = 'sparse is not available or not up to date' in out
+    if known:
+        assert off, 'sparse now runs on %s: remove it from SPARSE_UNAVAILABLE' % k.kver
+        print('sparse: not available for %s (%s)' % (k.kver, known))
+        return
+    assert not off and out.count('CHECK') >= 3, 'sparse did not run:\n' + out[-2000:]
     bad = [line for line in out.splitlines()
            if re.search(r'\.(c|h):\d+:\d+: (warning|error)', line)]
     assert not bad, 'sparse:\n' + '\n'.join(bad)
