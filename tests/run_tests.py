@@ -11,8 +11,9 @@ every kernel of the matrix (tests/setup.sh prepares it).
 
 The environment may say the same: KERNELS, TESTS (space-separated -k),
 REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
-With more than one kernel, JOBS kernels (default 2) are tested side by side,
-each by a worker process whose full output is tests/out/<kernel>/run.log.
+JOBS worker processes (default 2) run the guest tests side by side, pulling
+them from one queue, kernels interleaved; their full output is in
+tests/out/worker-<n>.log.
 
 Tests are the test_* functions of tests/static_checks.py, tests/rig/ and
 tests/scenarios/*.py. Every test runs once per kernel, named
@@ -24,6 +25,7 @@ raising; its artifacts are under tests/out/<kernel>/<name>/. The last line is
 """
 
 import argparse
+import fcntl
 import importlib.util
 import json
 import os
@@ -127,52 +129,92 @@ def run_inline(runs, results):
             print('--- PASS %s (%.1fs)' % (name, time.monotonic() - t), flush=True)
 
 
-def run_parallel(by_kernel, args, jobs, results):
-    """Each kernel's tests in a worker process, `jobs` kernels at a time. The
-    workers' outputs (but the rig's log lines) are relayed as they come;
-    everything is in tests/out/<kernel>/run.log."""
-    pending = list(by_kernel)
-    active = []   # (kernel, proc, log path, read offset, result file)
-    while pending or active:
-        while pending and len(active) < jobs:
-            k = pending.pop(0)
-            d = os.path.join(kernels.REPO, 'tests', 'out', k.id)
-            os.makedirs(d, exist_ok=True)
-            log, res = os.path.join(d, 'run.log'), os.path.join(d, 'run.json')
-            for f in (log, res):
-                if os.path.exists(f):
-                    os.remove(f)
-            cmd = [sys.executable, os.path.abspath(__file__), '--kernels', k.id,
-                   '--kernel-tests-only', '--worker', res, '--repeat', str(args.repeat)]
-            for sub in args.k:
-                cmd += ['-k', sub]
-            with open(log, 'w') as f:
-                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-            print('--- kernel %s: worker pid %d, log %s' % (k.id, proc.pid, os.path.relpath(log, kernels.REPO)),
-                  flush=True)
-            active.append([k, proc, log, 0, res])
+def queue_pop(path):
+    """Take the next line of a shared queue file (workers pull their tests)."""
+    with open(path, 'r+') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        lines = f.read().splitlines()
+        if not lines:
+            return None
+        f.seek(0)
+        f.truncate()
+        f.write(''.join(line + '\n' for line in lines[1:]))
+        return lines[0]
+
+
+def run_queue(runs, queue, results):
+    """Worker: run the tests named in the queue file until it is empty. An
+    entry is one test with all its repeats, so no two workers share a test's
+    artifacts folder."""
+    by_name = {}
+    for t in runs:
+        by_name.setdefault(t[1], []).append(t)
+    while True:
+        name = queue_pop(queue)
+        if name is None:
+            return
+        run_inline(by_name.get(name, []), results)
+
+
+def run_parallel(runs, args, jobs, results):
+    """The kernels' tests on `jobs` worker processes pulling from one queue
+    (kernels side by side, the slow ones spread). The workers' outputs (but
+    the rig's log lines) are relayed as they come; everything is in
+    tests/out/worker-<n>.log."""
+    d = os.path.join(kernels.REPO, 'tests', 'out')
+    os.makedirs(d, exist_ok=True)
+    names = []
+    for t in runs:
+        if t[1] not in names:
+            names.append(t[1])
+    # Interleave the kernels, so that each is tested all along.
+    per_k = {}
+    for n in names:
+        per_k.setdefault(n.split(']')[0], []).append(n)
+    order = []
+    while any(per_k.values()):
+        for lst in per_k.values():
+            if lst:
+                order.append(lst.pop(0))
+    queue = os.path.join(d, 'queue.txt')
+    with open(queue, 'w') as f:
+        f.write(''.join(n + '\n' for n in order))
+    active = []   # [proc, log, offset, result file]
+    for i in range(jobs):
+        log, res = os.path.join(d, 'worker-%d.log' % i), os.path.join(d, 'worker-%d.json' % i)
+        for f in (log, res):
+            if os.path.exists(f):
+                os.remove(f)
+        cmd = [sys.executable, os.path.abspath(__file__), '--kernels', args.kernels or '',
+               '--kernel-tests-only', '--worker', res, '--queue', queue, '--repeat', str(args.repeat)]
+        for sub in args.k:
+            cmd += ['-k', sub]
+        with open(log, 'w') as f:
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        print('--- worker %d: pid %d, log %s' % (i, proc.pid, os.path.relpath(log, kernels.REPO)), flush=True)
+        active.append([proc, log, 0, res])
+    while active:
         time.sleep(1)
         for a in list(active):
-            k, proc, log, off, res = a
+            proc, log, off, res = a
             done = proc.poll() is not None
-            with open(log, errors='replace') as f:
+            with open(log, 'rb') as f:
                 f.seek(off)
                 chunk = f.read()
-            cut = len(chunk) if done else chunk.rfind('\n') + 1
-            for line in chunk[:cut].splitlines():
+            cut = len(chunk) if done else chunk.rfind(b'\n') + 1
+            for line in chunk[:cut].decode('utf-8', 'replace').splitlines():
                 if not RIG_LINE.match(line):
                     print(line)
             sys.stdout.flush()
-            a[3] = off + len(chunk[:cut].encode('utf-8', 'replace'))
+            a[2] = off + cut
             if done:
                 active.remove(a)
                 try:
                     with open(res) as f:
                         r = json.load(f)
                 except (OSError, ValueError):
-                    r = {'passed': [], 'failed': ['[%s] worker (exit %s, no results)' % (k.id, proc.returncode)],
-                         'per': {k.id: [0, 1]}}
+                    r = {'passed': [], 'failed': ['worker %s (exit %s, no results)' % (log, proc.returncode)],
+                         'per': {'worker': [0, 1]}}
                 results['passed'] += r['passed']
                 results['failed'] += r['failed']
                 for key, (p, fl) in r['per'].items():
@@ -190,9 +232,10 @@ def main():
     ap.add_argument('--repeat', type=int, default=int(os.environ.get('REPEAT') or 1),
                     help='run each selected test N times')
     ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or min(2, os.cpu_count() or 1)),
-                    help='kernels tested side by side (default: 2 on 2 or more CPUs)')
+                    help='tests run side by side (default: 2 on 2 or more CPUs)')
     ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--worker', metavar='RESULTS', help=argparse.SUPPRESS)
+    ap.add_argument('--queue', help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.k += os.environ.get('TESTS', '').split()
     os.environ.pop('TESTS', None)
@@ -214,7 +257,10 @@ def main():
 
     results = {'passed': [], 'failed': [], 'per': {}}
     if args.worker:
-        run_inline(runs, results)
+        if args.queue:
+            run_queue(runs, args.queue, results)
+        else:
+            run_inline(runs, results)
         with open(args.worker, 'w') as f:
             json.dump(results, f)
         return 1 if results['failed'] else 0
@@ -223,15 +269,16 @@ def main():
     print('QEMU: %s (%s)' % (kernels.qemu_version(), kernels.qemu()), flush=True)
     t_all = time.monotonic()
     run_inline([t for t in runs if t[0] is None], results)
-    by_kernel = [k for k in matrix if any(t[0] is k for t in runs)]
-    if args.jobs > 1 and len(by_kernel) > 1:
-        run_parallel(by_kernel, args, args.jobs, results)
+    kruns = [t for t in runs if t[0] is not None]
+    jobs = max(1, min(args.jobs, len(set(t[1] for t in kruns))))
+    if jobs > 1:
+        run_parallel(kruns, args, jobs, results)
     else:
-        run_inline([t for t in runs if t[0] is not None], results)
+        run_inline(kruns, results)
 
     print('\n%d tests in %.0fs; QEMU: %s; %s' % (
         len(results['passed']) + len(results['failed']), time.monotonic() - t_all,
-        kernels.qemu_version(), 'kernels side by side: %d' % min(args.jobs, len(by_kernel) or 1)))
+        kernels.qemu_version(), 'tests side by side: %d' % jobs))
     for key, (p, f) in results['per'].items():
         print('  %-12s %d passed, %d failed' % ('kernel ' + key if key != 'any' else 'any kernel', p, f))
     for n in results['failed']:

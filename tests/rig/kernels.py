@@ -12,6 +12,7 @@ lists the ids in order.
     k.ko()                         # the module built for it (built if missing)
 """
 
+import fcntl
 import glob
 import os
 import shutil
@@ -134,11 +135,15 @@ class Kernel:
                     os.remove(os.path.join(dirpath, n))
 
     def make(self, *args, timeout=900, sync=True):
-        """make in this kernel's build folder with KDIR set: (rc, output)."""
-        if sync:
-            self.sync_sources()
-        return self.run(['make', '-C', self.build_inside, 'KDIR=' + self.kdir] + list(args),
-                        timeout=timeout)
+        """make in this kernel's build folder with KDIR set: (rc, output).
+        One build at a time per kernel (test workers run side by side)."""
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, 'build.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if sync:
+                self.sync_sources()
+            return self.run(['make', '-C', self.build_inside, 'KDIR=' + self.kdir] + list(args),
+                            timeout=timeout)
 
     def ko_file(self):
         return os.path.join(self.build_dir, 'vmmemctl.ko')
@@ -148,8 +153,7 @@ class Kernel:
         sig = _sources_signature()
         if _built.get(self.id) == sig and os.path.exists(self.ko_file()):
             return self.ko_file()
-        self.sync_sources()
-        rc, out = self.make(sync=False)
+        rc, out = self.make()
         if rc != 0 or not os.path.exists(self.ko_file()):
             raise KernelError('building vmmemctl.ko for %s failed:\n%s' % (self.kver, out[-4000:]))
         _built[self.id] = sig

@@ -495,10 +495,9 @@ class Rig:
         mod = self.modname(driver)
         if arm and prearm and not self.config.never_answer:
             addr = self.kallsyms('do_init_module')
-            if addr:
-                self.host.prearm(self.ko_path(driver), mod, addr)
-            else:
-                self.log('prearm: no do_init_module in kallsyms')
+            if not addr:
+                raise RigError('prearm: no do_init_module in the guest kallsyms')
+            self.host.prearm(self.ko_path(driver), mod, addr)
         pre = ''
         if driver == 'vmw_balloon':
             pre = 'grep -q "^vmw_vmci " /proc/modules || insmod /modules/vmw_vmci.ko || echo "vmw_vmci insmod failed"\n'
@@ -521,6 +520,10 @@ class Rig:
             self.host._request('unprearm', None, 30)
         if arm and prearm and self.host.prearm_result:
             self.log('pre-armed %s: %s' % (mod, self.host.prearm_result))
+            if not isinstance(self.host.prearm_result, dict) and rc == 0:
+                # init's hypercalls went unanswered: the scenario would not
+                # test what it says (the driver's retry hides it otherwise)
+                raise RigError('pre-arming %s failed: %s' % (mod, self.host.prearm_result))
         if rc != 0 and self.host.bps and not self.loaded:
             # init ran (pre-armed) and failed: its text is freed, drop the breakpoints
             self.host.disarm()

@@ -849,7 +849,10 @@ class VmHost:
         tried = 0
         for off in range(0, len(smod) - 7, 8):
             base, = struct.unpack_from('<Q', smod, off)
-            if base & 0xFFF or not (0xFFFFFFFFC0000000 <= base <= mod):
+            # The module area (MODULES_VADDR..MODULES_END). Text is page
+            # aligned up to 6.x; 7.x's execmem ROX cache packs module text
+            # into shared 2 MiB pages, 16-byte aligned and above the module.
+            if base & 0xF or not (0xFFFFFFFFA0000000 <= base < 0xFFFFFFFFFF000000):
                 continue
             tried += 1
             try:

@@ -189,9 +189,11 @@ def test_absurd_target_is_bounded():
 
 def _fill(r, pages):
     """Load, inflate to `pages` (2 MiB and 4 KiB pages mixed); return the
-    guest's free memory before inflating."""
-    load(r)
+    guest's free memory before loading. (Measured before insmod, as unload
+    also frees the module's own memory: on 7.x module text comes from a
+    2 MiB execmem cache, which goes back when its only module does.)"""
     free0 = memfree_kb(r)
+    load(r)
     r.host.set_target(pages)
     wait_size(r, pages, timeout=120)
     return free0

@@ -130,6 +130,11 @@ def test_64bit_target_clamped():
         r.wait_for(lambda: r.stats()['target'] == 1 << 40 and
                    r.stats()['limited by'] in ('ram', 'min_free'),
                    timeout=30, what='64-bit target seen and bounded')
+        # It inflates to its bound (not to the host's target) and stays there.
+        r.wait_for(lambda: r.stats()['current'] > 0 and r.stats()['current'] == r.stats()['goal']
+                   and r.host.locked_frames() == r.stats()['current'],
+                   timeout=120, what='balloon at its bound on both sides')
+        assert r.stats()['goal'] < r.meminfo()['MemTotal'] // 4
         r.host.set_target(0)
         wait_size(r, 0, timeout=120)
         assert_host_clean(r)
