@@ -3,6 +3,8 @@
 in a clean Debian root of the kernel's own release (bookworm for 6.1, trixie
 for 6.12 and 7.x); the module DKMS built there balloons in the guest."""
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -21,6 +23,15 @@ def package_root(k):
     assert os.path.isdir(os.path.join(root, 'usr/src/linux-headers-%s' % k.kver)), \
         'linux-headers-%s not in %s: run tests/setup.sh' % (k.kver, root)
     return root
+
+
+@contextlib.contextmanager
+def root_lock(root):
+    """One package test at a time per root (6.12 and 7.x share the trixie
+    root, and test workers run side by side): apt and DKMS are not shared."""
+    with open(os.path.join(root, '.vmmemctl-package-test.lock'), 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def run(cmd, timeout=900):
@@ -42,7 +53,8 @@ def test_deb_install_dkms_build_remove():
     k = kernels.current()
     out = tempfile.mkdtemp(prefix='vmmemctl-deb-')
     try:
-        rc, text = run(['bash', 'tests/deb_install.sh', package_root(k), k.kver, out])
+        with root_lock(package_root(k)):
+            rc, text = run(['bash', 'tests/deb_install.sh', package_root(k), k.kver, out])
         assert rc == 0, 'deb_install.sh failed:\n' + text[-5000:]
         ko = os.path.join(out, 'vmmemctl.ko')
         assert os.path.exists(ko), 'no module copied out:\n' + text[-3000:]
@@ -55,7 +67,11 @@ def test_make_dkms_install_in_root():
     """`make dkms-install` / `make dkms-uninstall` from a copy of the tree, inside
     the kernel's root: only the module's files are shipped, every trace goes."""
     k = kernels.current()
-    root = package_root(k)
+    with root_lock(package_root(k)):
+        _make_dkms_install_in_root(k, package_root(k))
+
+
+def _make_dkms_install_in_root(k, root):
     src = '/tmp/vmmemctl-tree'
     shutil.rmtree(root + src, ignore_errors=True)
     rc, files = run(['make', '-s', 'dkms-files'])

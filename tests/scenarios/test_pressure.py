@@ -34,8 +34,9 @@ def _pressure(name, smp):
         mem = r.meminfo()
         ram = fill_to_floor(r, mem)
         time.sleep(2)
-        full = r.stats()['current']
-        assert full > ram // 2, 'balloon only took %d of %d pages' % (full, ram)
+        st = r.stats()
+        full = st['current']
+        assert full > ram // 2, 'balloon only took %d of %d pages; %s' % (full, ram, st)
 
         need_mib = mem['MemTotal'] * 60 // 100 // 1024
         t = time.monotonic()
