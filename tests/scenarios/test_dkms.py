@@ -68,7 +68,8 @@ def test_dkms_build_install():
         extra = [f for f in files if f not in SOURCES and not re.fullmatch(r'[\w-]+\.[ch]', f)]
         assert not extra, 'unexpected files in %s: %s' % (src, extra)
         assert not [f for f in files if f.endswith('.mod.c')], 'build products in %s' % src
-        assert {'balloon_core.c', 'backdoor.c', 'stats.c', 'vmmemctl.h'} <= files, files
+        assert {'balloon_core.c', 'backdoor.c', 'pages.c', 'params.c', 'pressure.c',
+                 'stats.c', 'vmmemctl.h'} <= files, files
 
         rc, out = run(['dkms', 'status', 'vmmemctl/%s' % ver, '-k', kv])
         assert rc == 0 and 'installed' in out, 'dkms status: %s' % out

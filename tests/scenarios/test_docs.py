@@ -30,9 +30,9 @@ def rst2html():
 
 
 def param_names():
-    with open(os.path.join(REPO, 'balloon_core.c')) as f:
+    with open(os.path.join(REPO, 'params.c')) as f:
         names = re.findall(r'module_param_cb\(\s*(\w+)\s*,', f.read())
-    assert names, 'no module_param_cb( in balloon_core.c'
+    assert names, 'no module_param_cb( in params.c'
     return names
 
 
