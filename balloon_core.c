@@ -358,7 +358,7 @@ static int __init vmb_init(void)
 	struct vmb_balloon *b = &vmb_balloon;
 	int ret;
 
-	if (x86_hyper_type != X86_HYPER_VMWARE) {
+	if (!hypervisor_is_type(X86_HYPER_VMWARE)) {
 		pr_info("not running on VMware; not loading\n");
 		return -ENODEV;
 	}

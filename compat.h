@@ -2,10 +2,18 @@
 /*
  * vmmemctl - the differences between the kernels we build for, in one place.
  *
- * First target: Debian's 6.1. Newer kernels allocate shrinkers for their
- * users (6.7) and account ballooned memory in /proc/meminfo. Kbuild detects
- * each feature in the target kernel's headers (VMM_HAVE_*), so that
- * distribution backports are handled too.
+ * Oldest kernel: Debian's 6.1. Newer kernels allocate shrinkers for their
+ * users (6.7), account ballooned memory in /proc/meminfo (6.15) and rename
+ * the balloon core and its options (7.0). Each difference is found by a
+ * compile test against the target kernel (compat/probes/<name>.c, run by
+ * the Makefile), never by a version number, so distribution backports are
+ * handled too. The results are the VMM_HAVE_<NAME> macros of the generated
+ * compat_probes.h. Some are for the balloon migration support to come:
+ * VMM_HAVE_BALLOON_H, VMM_HAVE_BALLOON_COMPACTION_H,
+ * VMM_HAVE_BALLOON_PAGE_FINALIZE, VMM_HAVE_BALLOON_ADJUST_MANAGED_PAGE_COUNT,
+ * VMM_HAVE_MIGRATEPAGE_SUCCESS, VMM_HAVE_BALLOON_MOPS,
+ * VMM_HAVE_VM_EVENT_BALLOON_MIGRATE, VMM_HAVE_CONFIG_BALLOON and
+ * VMM_HAVE_DEBUGFS_LOOKUP_AND_REMOVE.
  */
 #ifndef VMMEMCTL_COMPAT_H
 #define VMMEMCTL_COMPAT_H
@@ -13,6 +21,8 @@
 #include <linux/mm.h>
 #include <linux/shrinker.h>
 #include <linux/vmstat.h>
+
+#include "compat_probes.h"
 
 /*
  * Shrinkers: registered from a caller-owned struct before 6.7, allocated by
@@ -70,11 +80,13 @@ static inline void vmm_shrinker_destroy(struct shrinker *s)
  * Kernel-wide accounting of ballooned memory: the balloon_inflate and
  * balloon_deflate events of /proc/vmstat and, where the kernel has it, the
  * "Balloon:" line of /proc/meminfo. @frames counts 4 KiB pages: positive
- * when the balloon grows, negative when it shrinks.
+ * when the balloon grows, negative when it shrinks. The events exist when
+ * the kernel's balloon core is built, whatever its option is called
+ * (CONFIG_MEMORY_BALLOON before 7.0, CONFIG_BALLOON since).
  */
 static inline void vmm_account_balloon(long frames)
 {
-#ifdef CONFIG_MEMORY_BALLOON
+#ifdef VMM_HAVE_VM_EVENT_BALLOON
 	if (frames > 0)
 		count_vm_events(BALLOON_INFLATE, frames);
 	else

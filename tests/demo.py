@@ -10,6 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, 'rig'))
 
 from rig import Rig, HostConfig  # noqa: E402
+import kernels  # noqa: E402
 
 MIB = 256  # 4 KiB pages per MiB
 
@@ -19,7 +20,8 @@ END = 48
 
 
 def main():
-    print('Booting a VMware-looking guest (QEMU TCG, 512 MiB) under the simulated host...')
+    print('Booting a VMware-looking guest (%s TCG, kernel %s, 512 MiB) under the simulated host...'
+          % (kernels.qemu_version(), kernels.current().kver))
     with Rig(name='demo', mem_mb=512, host=HostConfig(target=0), quiet=True) as r:
         rc, out = r.load()
         if rc != 0:

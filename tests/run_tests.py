@@ -1,19 +1,34 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Run every test: static checks of the module and the guest scenarios.
+"""Run every test: static checks of the module and the guest scenarios, on
+every kernel of the matrix (tests/setup.sh prepares it).
 
-    python3 tests/run_tests.py            # everything
-    python3 tests/run_tests.py -k reset   # only tests whose name contains 'reset'
-    python3 tests/run_tests.py -l         # list
+    python3 tests/run_tests.py                 # everything, every kernel
+    python3 tests/run_tests.py -k reset        # tests whose name contains 'reset'
+    python3 tests/run_tests.py --kernels 6.1   # one kernel ('6.12,7' for two)
+    python3 tests/run_tests.py --repeat 20 -k pressure_two   # each test 20 times
+    python3 tests/run_tests.py -l              # list
 
-Tests are the test_* functions of tests/static_checks.py and
-tests/scenarios/*.py. A test fails by raising; its artifacts are under
-tests/out/<name>/. The last line is "N passed, N failed".
+The environment may say the same: KERNELS, TESTS (space-separated -k),
+REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
+With more than one kernel, JOBS kernels (default 2) are tested side by side,
+each by a worker process whose full output is tests/out/<kernel>/run.log.
+
+Tests are the test_* functions of tests/static_checks.py, tests/rig/ and
+tests/scenarios/*.py. Every test runs once per kernel, named
+"[<kernel>] file::test", unless it sets `per_kernel = False` (checks that do
+not depend on the kernel: checkpatch, docs, the host's own unit tests). A
+test reads the kernel under test from kernels.current(). A test fails by
+raising; its artifacts are under tests/out/<kernel>/<name>/. The last line is
+"N passed, N failed".
 """
 
 import argparse
 import importlib.util
+import json
 import os
+import re
+import subprocess
 import sys
 import time
 import traceback
@@ -22,6 +37,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, 'rig'))
 sys.path.insert(0, os.path.join(HERE, 'scenarios'))
+
+import kernels  # noqa: E402
 
 
 def load(path):
@@ -57,7 +74,9 @@ def collect():
         cases = [getattr(mod, n) for n in dir(mod)
                  if isinstance(getattr(mod, n), type) and issubclass(getattr(mod, n), unittest.TestCase)]
         if cases:
-            tests.append((5, '%s::unittest' % os.path.basename(f)[:-3], unittest_runner(cases)))
+            run = unittest_runner(cases)
+            run.per_kernel = getattr(mod, 'PER_KERNEL', True)
+            tests.append((5, '%s::unittest' % os.path.basename(f)[:-3], run))
         for name in sorted(n for n in dir(mod) if n.startswith('test_')):
             fn = getattr(mod, name)
             if not callable(fn) or isinstance(fn, type):
@@ -68,38 +87,157 @@ def collect():
     return [(n, fn) for _, n, fn in tests]
 
 
+def per_kernel(fn):
+    return getattr(fn, 'per_kernel', True)
+
+
+def plan(tests, matrix, repeat):
+    """[(kernel or None, display name, fn)]: kernel-independent tests first,
+    then every kernel's tests in turn."""
+    out = [(None, n, fn) for n, fn in tests if not per_kernel(fn)]
+    for k in matrix:
+        out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests if per_kernel(fn)]
+    return [t for t in out for _ in range(repeat)]
+
+
+RIG_LINE = re.compile(r'^\[[\w.-]+ \+\s*[\d.]+s\] ')   # the rig's own log lines
+
+
+def run_inline(runs, results):
+    """Run tests in this process; results: {'passed': [], 'failed': [], 'per': {}}."""
+    for k, name, fn in runs:
+        if k is None:
+            os.environ.pop('VMMEMCTL_KERNEL', None)
+        else:
+            os.environ['VMMEMCTL_KERNEL'] = k.id
+        t = time.monotonic()
+        print('=== RUN  %s' % name, flush=True)
+        key = k.id if k else 'any'
+        per = results['per'].setdefault(key, [0, 0])
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - a test fails by raising anything
+            results['failed'].append(name)
+            per[1] += 1
+            traceback.print_exc(file=sys.stdout)
+            print('--- FAIL %s (%.1fs): %s' % (name, time.monotonic() - t, str(e)[:500]), flush=True)
+        else:
+            results['passed'].append(name)
+            per[0] += 1
+            print('--- PASS %s (%.1fs)' % (name, time.monotonic() - t), flush=True)
+
+
+def run_parallel(by_kernel, args, jobs, results):
+    """Each kernel's tests in a worker process, `jobs` kernels at a time. The
+    workers' outputs (but the rig's log lines) are relayed as they come;
+    everything is in tests/out/<kernel>/run.log."""
+    pending = list(by_kernel)
+    active = []   # (kernel, proc, log path, read offset, result file)
+    while pending or active:
+        while pending and len(active) < jobs:
+            k = pending.pop(0)
+            d = os.path.join(kernels.REPO, 'tests', 'out', k.id)
+            os.makedirs(d, exist_ok=True)
+            log, res = os.path.join(d, 'run.log'), os.path.join(d, 'run.json')
+            for f in (log, res):
+                if os.path.exists(f):
+                    os.remove(f)
+            cmd = [sys.executable, os.path.abspath(__file__), '--kernels', k.id,
+                   '--kernel-tests-only', '--worker', res, '--repeat', str(args.repeat)]
+            for sub in args.k:
+                cmd += ['-k', sub]
+            with open(log, 'w') as f:
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+            print('--- kernel %s: worker pid %d, log %s' % (k.id, proc.pid, os.path.relpath(log, kernels.REPO)),
+                  flush=True)
+            active.append([k, proc, log, 0, res])
+        time.sleep(1)
+        for a in list(active):
+            k, proc, log, off, res = a
+            done = proc.poll() is not None
+            with open(log, errors='replace') as f:
+                f.seek(off)
+                chunk = f.read()
+            cut = len(chunk) if done else chunk.rfind('\n') + 1
+            for line in chunk[:cut].splitlines():
+                if not RIG_LINE.match(line):
+                    print(line)
+            sys.stdout.flush()
+            a[3] = off + len(chunk[:cut].encode('utf-8', 'replace'))
+            if done:
+                active.remove(a)
+                try:
+                    with open(res) as f:
+                        r = json.load(f)
+                except (OSError, ValueError):
+                    r = {'passed': [], 'failed': ['[%s] worker (exit %s, no results)' % (k.id, proc.returncode)],
+                         'per': {k.id: [0, 1]}}
+                results['passed'] += r['passed']
+                results['failed'] += r['failed']
+                for key, (p, fl) in r['per'].items():
+                    per = results['per'].setdefault(key, [0, 0])
+                    per[0] += p
+                    per[1] += fl
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('-k', action='append', default=[], help='substring of test names to run')
     ap.add_argument('-l', action='store_true', help='list tests')
+    ap.add_argument('--kernels', default=os.environ.get('KERNELS', ''),
+                    help="kernels of the matrix to run on: '6.1', '6.12,7', ... (default: all)")
+    ap.add_argument('--repeat', type=int, default=int(os.environ.get('REPEAT') or 1),
+                    help='run each selected test N times')
+    ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or min(2, os.cpu_count() or 1)),
+                    help='kernels tested side by side (default: 2 on 2 or more CPUs)')
+    ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
+    ap.add_argument('--worker', metavar='RESULTS', help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.k += os.environ.get('TESTS', '').split()
+    os.environ.pop('TESTS', None)
 
-    tests = [(n, fn) for n, fn in collect() if not args.k or any(k in n for k in args.k)]
+    try:
+        matrix = kernels.select(args.kernels)
+    except kernels.KernelError as e:
+        print('run_tests: %s' % e)
+        print('0 passed, 1 failed')
+        return 1
+    runs = [t for t in plan(collect(), matrix, max(1, args.repeat))
+            if not args.k or any(k in t[1] for k in args.k)]
+    if args.kernel_tests_only:
+        runs = [t for t in runs if t[0] is not None]
     if args.l:
-        for n, _ in tests:
+        for _, n, _ in runs:
             print(n)
         return 0
 
-    passed, failed = [], []
-    t_all = time.monotonic()
-    for name, fn in tests:
-        t = time.monotonic()
-        print('=== RUN  %s' % name, flush=True)
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - a test fails by raising anything
-            failed.append(name)
-            traceback.print_exc()
-            print('--- FAIL %s (%.1fs): %s' % (name, time.monotonic() - t, str(e)[:500]), flush=True)
-        else:
-            passed.append(name)
-            print('--- PASS %s (%.1fs)' % (name, time.monotonic() - t), flush=True)
+    results = {'passed': [], 'failed': [], 'per': {}}
+    if args.worker:
+        run_inline(runs, results)
+        with open(args.worker, 'w') as f:
+            json.dump(results, f)
+        return 1 if results['failed'] else 0
 
-    print('\n%d tests in %.0fs' % (len(tests), time.monotonic() - t_all))
-    for n in failed:
+    print('kernels: %s' % ', '.join('%s (%s)' % (k.id, k.kver) for k in matrix))
+    print('QEMU: %s (%s)' % (kernels.qemu_version(), kernels.qemu()), flush=True)
+    t_all = time.monotonic()
+    run_inline([t for t in runs if t[0] is None], results)
+    by_kernel = [k for k in matrix if any(t[0] is k for t in runs)]
+    if args.jobs > 1 and len(by_kernel) > 1:
+        run_parallel(by_kernel, args, args.jobs, results)
+    else:
+        run_inline([t for t in runs if t[0] is not None], results)
+
+    print('\n%d tests in %.0fs; QEMU: %s; %s' % (
+        len(results['passed']) + len(results['failed']), time.monotonic() - t_all,
+        kernels.qemu_version(), 'kernels side by side: %d' % min(args.jobs, len(by_kernel) or 1)))
+    for key, (p, f) in results['per'].items():
+        print('  %-12s %d passed, %d failed' % ('kernel ' + key if key != 'any' else 'any kernel', p, f))
+    for n in results['failed']:
         print('FAILED: %s' % n)
-    print('%d passed, %d failed' % (len(passed), len(failed)))
-    return 1 if failed else 0
+    print('%d passed, %d failed' % (len(results['passed']), len(results['failed'])))
+    return 1 if results['failed'] else 0
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'rig'))
 
 from rig import Rig, HostConfig, RigError  # noqa: E402
+import kernels  # noqa: E402
 
 OUT = os.path.join(REPO, 'tests', 'out', 'bench')
 DRIVERS = ('vmmemctl', 'vmw_balloon')
@@ -356,16 +357,8 @@ def machine():
                     break
     except OSError:
         pass
-    try:
-        q = subprocess.run(['qemu-system-x86_64', '--version'], capture_output=True, text=True,
-                           timeout=10).stdout.splitlines()[0]
-        q = q.replace('QEMU emulator version ', 'QEMU ')
-    except Exception:
-        q = 'QEMU ?'
-    try:
-        kv = open(os.path.join(REPO, '.cache', 'kver')).read().strip()
-    except OSError:
-        kv = '?'
+    q = kernels.qemu_version()
+    kv = kernels.current().kver
     return '%s, %d CPUs, %s (TCG), guest kernel %s, host kernel %s' % (
         cpu, os.cpu_count() or 0, q, kv, platform.release())
 

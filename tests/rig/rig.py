@@ -8,7 +8,7 @@
         r.host.set_target(4096)
         r.wait_for(lambda: r.stats().get('current') == 4096, timeout=120, what='balloon at 4096')
 
-Artifacts land in tests/out/<name>/: console.log, qemu.log, rig.log, transcript.txt,
+Artifacts land in tests/out/<kernel>/<name>/: console.log, qemu.log, rig.log, transcript.txt,
 summary.json, dmesg.txt.
 """
 
@@ -32,9 +32,10 @@ sys.path.insert(0, HERE)
 
 from vmhost import (VmHost, HostConfig, GdbError, CAPS_DEFAULT, CAP_BASIC,  # noqa: E402,F401
                     CAP_BATCHED, CAP_2M, CAP_DOORBELL, CAP_64BIT_TARGET)
+import kernels  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-CACHE = os.path.join(REPO, '.cache')
+CACHE = kernels.CACHE
 OUT = os.environ.get('RIG_OUT') or os.path.join(REPO, 'tests', 'out')   # artifacts root
 
 PROBLEM_RE = re.compile(
@@ -44,14 +45,6 @@ PROBLEM_RE = re.compile(
 
 class RigError(Exception):
     pass
-
-
-def kver():
-    try:
-        with open(os.path.join(CACHE, 'kver')) as f:
-            return f.read().strip()
-    except OSError:
-        raise RigError('no .cache/kver: run `bash tests/setup.sh` first')
 
 
 def _die_with_parent():
@@ -133,7 +126,8 @@ class Rig:
     """One guest boot. Use as a context manager."""
 
     def __init__(self, name, driver='vmmemctl', mem_mb=512, host=None, vmware=True, smp=1,
-                 append='', timeout=600, ko=None, boot_timeout=90, quiet=False, qemu_args=()):
+                 append='', timeout=600, ko=None, boot_timeout=90, quiet=False, qemu_args=(),
+                 kernel=None):
         if not re.fullmatch(r'[A-Za-z0-9_.-]+', name):
             raise RigError('bad rig name %r' % name)
         self.name = name
@@ -147,8 +141,12 @@ class Rig:
         self.boot_timeout = boot_timeout
         self.quiet = quiet
         self.qemu_args = list(qemu_args)
-        self.kver = kver()
-        self.out_dir = os.path.join(OUT, name)
+        try:
+            self.kernel = kernel or kernels.current()
+        except kernels.KernelError as e:
+            raise RigError(str(e))
+        self.kver = self.kernel.kver
+        self.out_dir = os.path.join(OUT, self.kernel.id, name)   # kernels may run side by side
         self.ko = ko
         self.proc = None
         self.host = None
@@ -182,17 +180,14 @@ class Rig:
     def _module_files(self):
         mods = {}
         for m in ('vmw_balloon', 'vmw_vmci'):
-            p = os.path.join(CACHE, 'modules', m + '.kmod')
+            p = os.path.join(self.kernel.modules_dir, m + '.kmod')
             if os.path.exists(p):
                 mods[m] = p
         if self.driver == 'vmmemctl' or self.ko:
-            p = self.ko or os.path.join(REPO, 'vmmemctl.ko')
-            if not os.path.exists(p):
-                self.log('vmmemctl.ko missing: make -C %s KDIR=/usr/src/linux-headers-%s' % (REPO, self.kver))
-                r = subprocess.run(['make', '-C', REPO, 'KDIR=/usr/src/linux-headers-%s' % self.kver],
-                                   capture_output=True, text=True, timeout=600)
-                if r.returncode != 0 or not os.path.exists(p):
-                    raise RigError('building vmmemctl.ko failed:\n%s%s' % (r.stdout[-3000:], r.stderr[-3000:]))
+            try:
+                p = self.ko or self.kernel.ko()
+            except kernels.KernelError as e:
+                raise RigError(str(e))
             # a given ko= is delivered as /modules/<driver>.ko whatever its file name
             mods[self.driver if self.ko else 'vmmemctl'] = p
         if self.driver not in mods:
@@ -217,7 +212,7 @@ class Rig:
 
     def start(self):
         base = os.path.join(CACHE, 'initramfs.cpio.gz')
-        vmlinuz = os.path.join(CACHE, 'vmlinuz')
+        vmlinuz = self.kernel.boot_image()
         for p in (base, vmlinuz):
             if not os.path.exists(p):
                 raise RigError('%s missing: run `bash tests/setup.sh`' % p)
@@ -255,7 +250,7 @@ class Rig:
         append = 'console=ttyS0 nokaslr panic=-1 loglevel=4 rig.scenario=%s %s' % (self.name, self.append)
         for attempt in range(3):
             port = free_port()
-            cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,-hypervisor',
+            cmd = [kernels.qemu(), '-accel', 'tcg', '-cpu', 'qemu64,-hypervisor',
                    '-m', str(self.mem_mb), '-smp', str(self.smp), '-nodefaults', '-display', 'none',
                    '-no-reboot', '-kernel', vmlinuz, '-initrd', initrd_path, '-append', append.strip(),
                    '-serial', 'file:' + self.console_path,
@@ -275,8 +270,9 @@ class Rig:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._qlog,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=_die_with_parent)
-            self.log('qemu pid %d, gdb port %d, %d MiB, smp %d%s' % (
-                self.proc.pid, port, self.mem_mb, self.smp, '' if self.vmware else ', not VMware'))
+            self.log('%s, kernel %s, qemu pid %d, gdb port %d, %d MiB, smp %d%s' % (
+                kernels.qemu_version(), self.kver, self.proc.pid, port, self.mem_mb, self.smp,
+                '' if self.vmware else ', not VMware'))
             # the agent socket appears once QEMU is up
             deadline = time.monotonic() + 20
             while not os.path.exists(sock_path) and self.proc.poll() is None and time.monotonic() < deadline:

@@ -61,10 +61,23 @@ def _vmstat_cycle(r, pages):
     r.host.set_target(pages)
     wait_size(r, pages)
     v1 = vmstat(r)
+    _check_meminfo_balloon(r, pages)
     r.host.set_target(0)
     wait_size(r, 0)
     v2 = vmstat(r)
+    _check_meminfo_balloon(r, 0)
     return v1['balloon_inflate'] - v0['balloon_inflate'], v2['balloon_deflate'] - v1['balloon_deflate']
+
+
+def _check_meminfo_balloon(r, pages):
+    """'Balloon:' in /proc/meminfo (NR_BALLOON_PAGES, 6.15+) is the balloon's size."""
+    mi = r.meminfo()
+    if 'Balloon' not in mi:
+        assert int(r.kernel.id.split('.')[0]) < 7, \
+            'kernel %s has no Balloon: line in /proc/meminfo' % r.kver
+        return
+    assert mi['Balloon'] == pages * 4, 'meminfo Balloon: %d kB, balloon %d pages (%d kB)' % (
+        mi['Balloon'], pages, pages * 4)
 
 
 def test_vmstat_counts_4k_and_2m():

@@ -5,8 +5,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'rig'))
+import kernels  # noqa: E402
+
 DOCS = [os.path.join(REPO, 'Documentation', f) for f in ('vmmemctl.rst', 'design.rst')]
 
 
@@ -30,21 +34,18 @@ def rst2html():
 
 
 def param_names():
-    with open(os.path.join(REPO, 'params.c')) as f:
-        names = re.findall(r'module_param_cb\(\s*(\w+)\s*,', f.read())
-    assert names, 'no module_param_cb( in params.c'
+    """Every module parameter, from the module's sources."""
+    names = []
+    for src in sorted(f for f in kernels.module_sources() if f.endswith('.c')):
+        with open(os.path.join(REPO, src)) as f:
+            names += re.findall(r'module_param(?:_cb|_named)?\(\s*(\w+)\s*,', f.read())
+    assert names, 'no module_param in the module sources'
     return names
 
 
 def ko_path():
-    ko = os.path.join(REPO, 'vmmemctl.ko')
-    if not os.path.exists(ko):
-        with open(os.path.join(REPO, '.cache', 'kver')) as f:
-            kdir = '/usr/src/linux-headers-%s' % f.read().strip()
-        r = subprocess.run(['make', '-C', REPO, 'KDIR=' + kdir], capture_output=True,
-                           text=True, timeout=900)
-        assert r.returncode == 0 and os.path.exists(ko), 'build failed:\n' + (r.stdout + r.stderr)[-3000:]
-    return ko
+    """The module built for the kernel under test."""
+    return kernels.current().ko()
 
 
 def test_docs_render():
@@ -56,6 +57,7 @@ def test_docs_render():
         r = subprocess.run([exe, '--halt=warning', doc], capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0, '%s does not render cleanly:\n%s' % (doc, r.stderr[-3000:])
+test_docs_render.per_kernel = False
 
 
 def test_modinfo_params():
@@ -81,3 +83,4 @@ def test_docs_cover_params():
         text = f.read()
     missing = [n for n in param_names() if '``%s``' % n not in text]
     assert not missing, 'parameters missing from Documentation/vmmemctl.rst: %s' % missing
+test_docs_cover_params.per_kernel = False
