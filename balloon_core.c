@@ -32,8 +32,7 @@
 
 static struct vmb_balloon vmb_balloon = {
 	.lock		= __MUTEX_INITIALIZER(vmb_balloon.lock),
-	.pages		= { LIST_HEAD_INIT(vmb_balloon.pages[VMB_PAGE_4K]),
-			    LIST_HEAD_INIT(vmb_balloon.pages[VMB_PAGE_2M]) },
+	.huge_pages	= LIST_HEAD_INIT(vmb_balloon.huge_pages),
 	.refused	= { LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_4K]),
 			    LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_2M]) },
 	.inflate	= { .cur = VMB_INFLATE_RATE_MAX_DEFAULT,
@@ -366,6 +365,7 @@ static int __init vmb_init(void)
 	ret = vmb_host_init(&b->host);
 	if (ret)
 		return ret;
+	vmb_pages_init(b);
 
 	ret = vmb_stats_init(b);
 	if (ret)

@@ -16,6 +16,7 @@
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
+#include <linux/mutex.h>
 #include <linux/sched.h>
 
 #include "backdoor.h"
@@ -29,12 +30,15 @@
 /*
  * Inflation never enters direct reclaim, never dips into the emergency
  * reserves, and never warns. 4 KiB allocations may wake kswapd, so that
- * page cache is trimmed in the background for the host; 2 MiB allocations
- * do not, since they fall back to 4 KiB pages anyway.
+ * page cache is trimmed in the background for the host, and are movable
+ * where the kernel can migrate them; 2 MiB allocations are not movable and
+ * do not wake kswapd, since they fall back to 4 KiB pages anyway.
  */
-#define VMB_GFP_4K	((GFP_HIGHUSER | __GFP_NOWARN | __GFP_NOMEMALLOC | \
-			  __GFP_NORETRY) & ~__GFP_DIRECT_RECLAIM)
-#define VMB_GFP_2M	(VMB_GFP_4K & ~__GFP_KSWAPD_RECLAIM)
+#define VMB_GFP_NOWAIT	(__GFP_NOWARN | __GFP_NOMEMALLOC | __GFP_NORETRY)
+#define VMB_GFP_4K	((VMB_GFP_BALLOON_4K | VMB_GFP_NOWAIT) & \
+			 ~__GFP_DIRECT_RECLAIM)
+#define VMB_GFP_2M	((GFP_HIGHUSER | VMB_GFP_NOWAIT) & \
+			 ~(__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM))
 
 /**
  * struct vmb_request - pages on their way to or from the host
@@ -183,21 +187,31 @@ static void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
 	}
 }
 
-/* Pages the host now holds become part of the balloon. */
+/*
+ * Pages the host now holds become part of the balloon: 4 KiB pages on the
+ * balloon core's list (which marks and counts them), 2 MiB pages on ours.
+ */
 static void vmb_balloon_insert(struct vmb_balloon *b, struct list_head *list,
 			       enum vmb_page_size size, unsigned int n)
 {
 	struct page *page;
 
-	list_for_each_entry(page, list, lru)
-		vmb_set_offline(page, size);
-	list_splice(list, &b->pages[size]);
-	INIT_LIST_HEAD(list);
+	if (size == VMB_PAGE_4K) {
+		vmb_core_enqueue(&b->core, list);
+	} else {
+		list_for_each_entry(page, list, lru)
+			vmb_set_offline(page, size);
+		list_splice_init(list, &b->huge_pages);
+		vmm_account_balloon(n * vmb_frames(size));
+	}
 	b->nr_pages[size] += n;
-	vmm_account_balloon(n * vmb_frames(size));
 }
 
-/* Take up to @n ballooned pages off the balloon's list (still locked). */
+/*
+ * Take up to @n ballooned pages off the balloon's list (still locked with
+ * the host). 4 KiB pages leave the balloon core here (which unmarks and
+ * counts them); a page isolated for migration cannot be taken.
+ */
 static unsigned int vmb_balloon_take(struct vmb_balloon *b,
 				     struct list_head *list,
 				     enum vmb_page_size size, unsigned int n)
@@ -205,31 +219,44 @@ static unsigned int vmb_balloon_take(struct vmb_balloon *b,
 	struct page *page;
 	unsigned int i;
 
-	for (i = 0; i < n; i++) {
-		page = list_first_entry_or_null(&b->pages[size], struct page,
-						lru);
-		if (!page)
-			break;
-		list_move_tail(&page->lru, list);
+	if (size == VMB_PAGE_4K) {
+		i = vmb_core_dequeue(&b->core, list, n);
+	} else {
+		for (i = 0; i < n; i++) {
+			page = list_first_entry_or_null(&b->huge_pages,
+							struct page, lru);
+			if (!page)
+				break;
+			list_move_tail(&page->lru, list);
+		}
 	}
 	b->nr_pages[size] -= i;
 	return i;
 }
 
-/* Put back pages that are still locked; at the tail, so they come last. */
+/*
+ * Put back pages that are still locked. 2 MiB pages go to the tail, so
+ * they come last; 4 KiB pages re-enter the balloon core, which counts
+ * them as inflated again (it counted them deflated when taken).
+ */
 static void vmb_balloon_put_back(struct vmb_balloon *b, struct list_head *list,
 				 enum vmb_page_size size, unsigned int n)
 {
-	list_splice_tail_init(list, &b->pages[size]);
+	if (size == VMB_PAGE_4K)
+		vmb_core_enqueue(&b->core, list);
+	else
+		list_splice_tail_init(list, &b->huge_pages);
 	b->nr_pages[size] += n;
 }
 
-/* Pages the host no longer holds leave the balloon, still allocated. */
+/* Taken pages the host no longer holds leave the balloon. */
 static void vmb_balloon_remove(struct list_head *list,
 			       enum vmb_page_size size, unsigned int n)
 {
 	struct page *page;
 
+	if (size == VMB_PAGE_4K)
+		return;		/* the balloon core did it when they were taken */
 	list_for_each_entry(page, list, lru)
 		vmb_clear_offline(page, size);
 	vmm_account_balloon(-(long)(n * vmb_frames(size)));
@@ -409,29 +436,122 @@ void vmb_refused_free(struct vmb_balloon *b)
 	}
 }
 
-/**
- * vmb_pages_pop() - free every page without unlocking it
- * @b: the balloon
- *
- * For when the host has forgotten the balloon (RESET) or is told to (START
- * without capabilities).
- */
-void vmb_pages_pop(struct vmb_balloon *b)
+/* Free every page of @size on the balloon's list, without unlocking. */
+static void vmb_balloon_drain(struct vmb_balloon *b, enum vmb_page_size size)
 {
-	unsigned long popped = vmb_balloon_size(b);
-	enum vmb_page_size size;
 	unsigned int n;
 	LIST_HEAD(list);
 
-	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {
-		while ((n = vmb_balloon_take(b, &list, size,
-					     VMB_BATCH_MAX))) {
-			vmb_balloon_remove(&list, size, n);
-			vmb_free_list(b, &list, size);
-			cond_resched();
-		}
+	while ((n = vmb_balloon_take(b, &list, size, VMB_BATCH_MAX))) {
+		vmb_balloon_remove(&list, size, n);
+		vmb_free_list(b, &list, size);
+		cond_resched();
+	}
+}
+
+/**
+ * vmb_pages_pop() - free every page without unlocking it
+ * @b: the balloon, locked
+ *
+ * For when the host has forgotten the balloon (RESET) or is told to (START
+ * without capabilities). The caller has made migration refuse (session
+ * needing a reset, or the balloon not running): pages isolated for
+ * migration come back to the list, and this waits for them, dropping the
+ * lock meanwhile. Nothing of the balloon is left, so after an unload no
+ * page can call back into the module.
+ */
+void vmb_pages_pop(struct vmb_balloon *b)
+{
+	unsigned long popped = vmb_balloon_size(b), waited = 0;
+
+	vmb_balloon_drain(b, VMB_PAGE_2M);
+	vmb_balloon_drain(b, VMB_PAGE_4K);
+	while (b->nr_pages[VMB_PAGE_4K]) {
+		/* Never give up: a page left behind would call back. */
+		if (++waited == 10 * HZ)
+			pr_warn("%lu ballooned pages still held by page migration; waiting\n",
+				b->nr_pages[VMB_PAGE_4K]);
+		mutex_unlock(&b->lock);
+		schedule_timeout_uninterruptible(1);
+		mutex_lock(&b->lock);
+		vmb_balloon_drain(b, VMB_PAGE_4K);
 	}
 	vmb_refused_free(b);
 	if (popped)
 		trace_vmmemctl_reset(popped);
+}
+
+#ifdef VMB_MOVABLE_PAGES
+/*
+ * Lock or unlock one page that the migration core holds (its lru is the
+ * core's, so it cannot go through a request's lists).
+ */
+static u32 vmb_lock_one(struct vmb_balloon *b, enum vmb_op op,
+			struct page *page)
+{
+	struct vmb_host *h = &b->host;
+	unsigned int done;
+	u32 status;
+
+	vmb_host_set_page(h, 0, page_to_pfn(page));
+	status = vmb_host_lock_op(h, op, VMB_PAGE_4K, 1, &done);
+	return done ? vmb_host_page_status(h, 0) : status;
+}
+
+/*
+ * The kernel moves a ballooned 4 KiB page: the host gives back @page's
+ * frame and takes @newpage's. Unlock first: a host asked to lock first
+ * may answer that it needs no more pages.
+ */
+static int vmb_migratepage(struct balloon_dev_info *info,
+			   struct page *newpage, struct page *page,
+			   enum migrate_mode mode)
+{
+	struct vmb_balloon *b = container_of(info, struct vmb_balloon, core);
+	bool new_locked;
+	int ret;
+
+	/* Never wait for the work item: it may be allocating. */
+	if (!mutex_trylock(&b->lock))
+		return -EAGAIN;
+	/* A reset or an unload is emptying the balloon: let it have @page. */
+	if (!b->running || b->host.reset_required ||
+	    !vmb_host_can_lock(&b->host)) {
+		ret = -EAGAIN;
+		goto out;
+	}
+
+	if (vmb_lock_one(b, VMB_OP_UNLOCK, page) != VMB_STATUS_SUCCESS) {
+		/* Still locked (or the host reset): it stays ballooned. */
+		b->migrate_fails++;
+		ret = -EBUSY;
+		goto out;
+	}
+	new_locked = vmb_lock_one(b, VMB_OP_LOCK, newpage) ==
+		     VMB_STATUS_SUCCESS;
+	if (new_locked) {
+		b->migrations++;
+	} else {
+		/* The balloon shrank by @page; the kernel frees @newpage. */
+		b->migrate_fails++;
+		b->nr_pages[VMB_PAGE_4K]--;
+		b->stat[VMB_PAGE_4K].free++;
+	}
+	ret = vmb_core_migrated(info, newpage, page, new_locked);
+out:
+	mutex_unlock(&b->lock);
+	return ret;
+}
+#else
+#define vmb_migratepage NULL
+#endif
+
+/**
+ * vmb_pages_init() - set up the balloon's lists
+ * @b: the balloon
+ */
+void vmb_pages_init(struct vmb_balloon *b)
+{
+	if (!vmb_core_init(&b->core, vmb_migratepage))
+		pr_info("this kernel cannot migrate balloon pages: ballooned memory stays unmovable\n");
 }

@@ -99,6 +99,8 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 	vmb_show_ul(f, "shrinkFree", READ_ONCE(b->shrink_frames));
 	vmb_show_ul(f, "oom", READ_ONCE(b->oom_calls));
 	vmb_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
+	vmb_show_ul(f, "migrate", READ_ONCE(b->migrations));
+	vmb_show_ul(f, "migrateFail", READ_ONCE(b->migrate_fails));
 	seq_putc(f, '\n');
 
 	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {

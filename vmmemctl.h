@@ -18,6 +18,7 @@
 #include <linux/workqueue.h>
 
 #include "backdoor.h"
+#include "compat_balloon.h"
 
 #define VMMEMCTL_VERSION	"1.0.0"
 
@@ -131,11 +132,13 @@ struct vmb_page_stats {
  *        held across every hypercall
  * @host: the session with the host
  * @work: the delayed work that polls the target and moves pages
- * @pages: ballooned (locked) pages, per size, linked through page->lru
+ * @core: the kernel's balloon core holding the ballooned 4 KiB pages (on
+ *        its list, or isolated while the kernel migrates them)
+ * @huge_pages: ballooned 2 MiB pages, linked through page->lru
  * @refused: pages the host refused to lock, kept allocated so the
  *           allocator does not hand them straight back; freed once the
  *           balloon stops inflating
- * @nr_pages: pages on @pages, per size
+ * @nr_pages: ballooned pages, per size (4 KiB: isolated ones included)
  * @nr_refused: pages on @refused, per size
  * @host_target: the host's last target, in 4 KiB pages, as sent
  * @goal: the bounded target the balloon is moving to
@@ -160,13 +163,16 @@ struct vmb_page_stats {
  * @shrink_frames: frames given back to reclaim
  * @oom_calls: times the OOM notifier was called
  * @oom_frames: frames given back to avert an OOM kill
+ * @migrations: 4 KiB pages the kernel moved, the host locking the new one
+ * @migrate_fails: migrations the host refused or failed, either side
  */
 struct vmb_balloon {
 	struct mutex lock;	/* see @lock above */
 	struct vmb_host host;
 	struct delayed_work work;
 
-	struct list_head pages[VMB_NR_PAGE_SIZES];
+	struct balloon_dev_info core;
+	struct list_head huge_pages;
 	struct list_head refused[VMB_NR_PAGE_SIZES];
 	unsigned long nr_pages[VMB_NR_PAGE_SIZES];
 	unsigned long nr_refused[VMB_NR_PAGE_SIZES];
@@ -196,6 +202,8 @@ struct vmb_balloon {
 	unsigned long shrink_frames;
 	unsigned long oom_calls;
 	unsigned long oom_frames;
+	unsigned long migrations;
+	unsigned long migrate_fails;
 };
 
 /**
@@ -241,6 +249,7 @@ enum vmb_deflate_mode {
 	VMB_DEFLATE_UNDER_PRESSURE,
 };
 
+void vmb_pages_init(struct vmb_balloon *b);
 unsigned int vmb_pages_per_request(const struct vmb_balloon *b);
 unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size, unsigned int n);
