@@ -8,6 +8,8 @@
  * outside this file issues the instruction or interprets a raw status.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/gfp.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -16,68 +18,77 @@
 
 #include "backdoor.h"
 
-#define VMM_BACKDOOR_PORT	0x5670
-#define VMM_BACKDOOR_MAGIC	0x456c6d6f
+#define VMB_BACKDOOR_PORT	0x5670
+#define VMB_BACKDOOR_MAGIC	0x456c6d6f
 
-static const char * const vmm_cmd_names[VMM_CMD_NR] = {
-	[VMM_CMD_START]			= "start",
-	[VMM_CMD_GET_TARGET]		= "target",
-	[VMM_CMD_LOCK]			= "lock",
-	[VMM_CMD_UNLOCK]		= "unlock",
-	[VMM_CMD_GUEST_ID]		= "guestType",
-	[VMM_CMD_BATCHED_LOCK]		= "batchLock",
-	[VMM_CMD_BATCHED_UNLOCK]	= "batchUnlock",
-	[VMM_CMD_BATCHED_2M_LOCK]	= "2m-lock",
-	[VMM_CMD_BATCHED_2M_UNLOCK]	= "2m-unlock",
-	[VMM_CMD_VMCI_DOORBELL_SET]	= "doorbellSet",
+/* START's answer when the host also returns capabilities in ecx. */
+#define VMB_STATUS_SUCCESS_WITH_CAPS	0x03000000U
+
+/* Offered by START but never used: the driver polls instead. */
+#define VMB_CAP_DOORBELL		0x10U
+
+/* GUEST_ID argument. */
+#define VMB_GUEST_ID_LINUX		1
+
+static const char * const vmb_cmd_names[VMB_CMD_NR] = {
+	[VMB_CMD_START]			= "start",
+	[VMB_CMD_GET_TARGET]		= "target",
+	[VMB_CMD_LOCK]			= "lock",
+	[VMB_CMD_UNLOCK]		= "unlock",
+	[VMB_CMD_GUEST_ID]		= "guestType",
+	[VMB_CMD_BATCHED_LOCK]		= "batchLock",
+	[VMB_CMD_BATCHED_UNLOCK]	= "batchUnlock",
+	[VMB_CMD_BATCHED_2M_LOCK]	= "2m-lock",
+	[VMB_CMD_BATCHED_2M_UNLOCK]	= "2m-unlock",
+	[VMB_CMD_VMCI_DOORBELL_SET]	= "doorbellSet",
 };
 
-static const char * const vmm_status_names[VMM_STATUS_NR] = {
-	[VMM_STATUS_SUCCESS]		= "success",
-	[VMM_ERROR_CMD_INVALID]		= "cmd-invalid",
-	[VMM_ERROR_PPN_INVALID]		= "ppn-invalid",
-	[VMM_ERROR_PPN_LOCKED]		= "ppn-locked",
-	[VMM_ERROR_PPN_UNLOCKED]	= "ppn-unlocked",
-	[VMM_ERROR_PPN_PINNED]		= "ppn-pinned",
-	[VMM_ERROR_PPN_NOTNEEDED]	= "ppn-notneeded",
-	[VMM_ERROR_RESET]		= "reset",
-	[VMM_ERROR_BUSY]		= "busy",
-	[VMM_STATUS_OTHER]		= "failure",
+static const char * const vmb_status_names[VMB_STATUS_NR] = {
+	[VMB_STATUS_SUCCESS]		= "success",
+	[VMB_ERROR_CMD_INVALID]		= "cmd-invalid",
+	[VMB_ERROR_PPN_INVALID]		= "ppn-invalid",
+	[VMB_ERROR_PPN_LOCKED]		= "ppn-locked",
+	[VMB_ERROR_PPN_UNLOCKED]	= "ppn-unlocked",
+	[VMB_ERROR_PPN_PINNED]		= "ppn-pinned",
+	[VMB_ERROR_PPN_NOTNEEDED]	= "ppn-notneeded",
+	[VMB_ERROR_RESET]		= "reset",
+	[VMB_ERROR_BUSY]		= "busy",
+	[VMB_STATUS_OTHER]		= "failure",
 };
 
 /* Capability each command needs; START, GET_TARGET and GUEST_ID need none. */
-static const u32 vmm_cmd_caps[VMM_CMD_NR] = {
-	[VMM_CMD_LOCK]			= VMM_CAP_BASIC,
-	[VMM_CMD_UNLOCK]		= VMM_CAP_BASIC,
-	[VMM_CMD_BATCHED_LOCK]		= VMM_CAP_BATCHED,
-	[VMM_CMD_BATCHED_UNLOCK]	= VMM_CAP_BATCHED,
-	[VMM_CMD_BATCHED_2M_LOCK]	= VMM_CAP_BATCHED | VMM_CAP_BATCHED_2M,
-	[VMM_CMD_BATCHED_2M_UNLOCK]	= VMM_CAP_BATCHED | VMM_CAP_BATCHED_2M,
-	[VMM_CMD_VMCI_DOORBELL_SET]	= VMM_CAP_DOORBELL,
+static const u32 vmb_cmd_caps[VMB_CMD_NR] = {
+	[VMB_CMD_LOCK]			= VMB_CAP_BASIC,
+	[VMB_CMD_UNLOCK]		= VMB_CAP_BASIC,
+	[VMB_CMD_BATCHED_LOCK]		= VMB_CAP_BATCHED,
+	[VMB_CMD_BATCHED_UNLOCK]	= VMB_CAP_BATCHED,
+	[VMB_CMD_BATCHED_2M_LOCK]	= VMB_CAP_BATCHED | VMB_CAP_BATCHED_2M,
+	[VMB_CMD_BATCHED_2M_UNLOCK]	= VMB_CAP_BATCHED | VMB_CAP_BATCHED_2M,
+	[VMB_CMD_VMCI_DOORBELL_SET]	= VMB_CAP_DOORBELL,
 };
 
 /**
- * vmm_cmd_name() - printable name of a command
+ * vmb_cmd_name() - printable name of a command
  * @cmd: command number
  *
  * Return: the name used in logs and statistics, or NULL for a number that is
  * not a command.
  */
-const char *vmm_cmd_name(unsigned int cmd)
+const char *vmb_cmd_name(unsigned int cmd)
 {
-	return cmd < VMM_CMD_NR ? vmm_cmd_names[cmd] : NULL;
+	return cmd < VMB_CMD_NR ? vmb_cmd_names[cmd] : NULL;
 }
 
 /**
- * vmm_status_name() - printable name of a status
+ * vmb_status_name() - printable name of a status
  * @status: raw status from eax or a batch entry
  *
  * Return: the name used in logs and statistics.
  */
-const char *vmm_status_name(unsigned int status)
+const char *vmb_status_name(unsigned int status)
 {
-	return status < VMM_STATUS_NR ? vmm_status_names[status] :
-					vmm_status_names[VMM_STATUS_OTHER];
+	return status < VMB_STATUS_NR ? vmb_status_names[status] :
+					vmb_status_names[VMB_STATUS_OTHER];
 }
 
 /*
@@ -85,7 +96,7 @@ const char *vmm_status_name(unsigned int status)
  * one backdoor instruction. The host may change any of these registers and
  * read or write guest memory (the batch page), hence the clobbers.
  */
-static noinline u32 vmm_backdoor(unsigned long cmd, unsigned long arg1,
+static noinline u32 vmb_backdoor(unsigned long cmd, unsigned long arg1,
 				 unsigned long arg2, unsigned long *result,
 				 unsigned long *caps)
 {
@@ -94,8 +105,8 @@ static noinline u32 vmm_backdoor(unsigned long cmd, unsigned long arg1,
 	asm volatile ("inl (%%dx), %%eax"
 		      : "=a" (status), "=b" (rbx), "=c" (rcx), "=d" (rdx),
 			"=S" (rsi)
-		      : "a" (VMM_BACKDOOR_MAGIC), "b" (arg1), "c" (cmd),
-			"d" (VMM_BACKDOOR_PORT), "S" (arg2)
+		      : "a" (VMB_BACKDOOR_MAGIC), "b" (arg1), "c" (cmd),
+			"d" (VMB_BACKDOOR_PORT), "S" (arg2)
 		      : "memory");
 
 	*result = rbx;
@@ -104,71 +115,71 @@ static noinline u32 vmm_backdoor(unsigned long cmd, unsigned long arg1,
 }
 
 /* Fold a raw status into a statistics bucket. */
-static unsigned int vmm_status_bucket(u32 status)
+static unsigned int vmb_status_bucket(u32 status)
 {
-	return status < VMM_STATUS_NR ? status : VMM_STATUS_OTHER;
+	return status < VMB_STATUS_NR ? status : VMB_STATUS_OTHER;
 }
 
 /**
- * vmm_host_note_status() - account for a status and notice a reset
+ * vmb_host_note_status() - account for a status and notice a reset
  * @h: host session
  * @status: raw status of a call or of one batch entry
  */
-static void vmm_host_note_status(struct vmm_host *h, u32 status)
+static void vmb_host_note_status(struct vmb_host *h, u32 status)
 {
-	if (status == VMM_STATUS_SUCCESS)
+	if (status == VMB_STATUS_SUCCESS)
 		return;
-	h->status_count[vmm_status_bucket(status)]++;
-	if (status == VMM_ERROR_RESET)
+	h->status_count[vmb_status_bucket(status)]++;
+	if (status == VMB_ERROR_RESET)
 		h->reset_required = true;
 }
 
-static u32 vmm_cmd(struct vmm_host *h, unsigned int cmd, unsigned long arg1,
+static u32 vmb_cmd(struct vmb_host *h, unsigned int cmd, unsigned long arg1,
 		   unsigned long arg2)
 {
 	unsigned long result, caps;
 	u32 status;
 
 	/* Never send what the host did not grant: that is a driver bug. */
-	if ((h->caps & vmm_cmd_caps[cmd]) != vmm_cmd_caps[cmd]) {
-		pr_err_once("vmmemctl: refusing to send %s: not granted (caps %#x)\n",
-			    vmm_cmd_names[cmd], h->caps);
-		return VMM_ERROR_CMD_INVALID;
+	if ((h->caps & vmb_cmd_caps[cmd]) != vmb_cmd_caps[cmd]) {
+		pr_err_once("refusing to send %s: not granted (caps %#x)\n",
+			    vmb_cmd_names[cmd], h->caps);
+		return VMB_ERROR_CMD_INVALID;
 	}
 
-	status = vmm_backdoor(cmd, arg1, arg2, &result, &caps);
+	status = vmb_backdoor(cmd, arg1, arg2, &result, &caps);
 	h->cmd_count[cmd]++;
 
-	if (cmd == VMM_CMD_START) {
-		if (status == VMM_STATUS_SUCCESS_WITH_CAPS) {
+	if (cmd == VMB_CMD_START) {
+		if (status == VMB_STATUS_SUCCESS_WITH_CAPS) {
 			/* Only what was offered can be used. */
 			h->caps = (u32)caps & (u32)arg1;
-			return VMM_STATUS_SUCCESS;
+			return VMB_STATUS_SUCCESS;
 		}
-		if (status == VMM_STATUS_SUCCESS) {
+		if (status == VMB_STATUS_SUCCESS) {
 			/* An old host: protocol version 2, basic only. */
-			h->caps = (u32)arg1 & VMM_CAP_BASIC;
-			return VMM_STATUS_SUCCESS;
+			h->caps = (u32)arg1 & VMB_CAP_BASIC;
+			return VMB_STATUS_SUCCESS;
 		}
 	}
 
-	if (status != VMM_STATUS_SUCCESS) {
+	if (status != VMB_STATUS_SUCCESS) {
 		h->cmd_fail[cmd]++;
-		vmm_host_note_status(h, status);
+		vmb_host_note_status(h, status);
 		return status;
 	}
 
 	switch (cmd) {
-	case VMM_CMD_GET_TARGET:
-	case VMM_CMD_LOCK:
-	case VMM_CMD_UNLOCK:
-	case VMM_CMD_BATCHED_LOCK:
-	case VMM_CMD_BATCHED_UNLOCK:
-	case VMM_CMD_BATCHED_2M_LOCK:
-	case VMM_CMD_BATCHED_2M_UNLOCK:
-		h->target = vmm_host_can(h, VMM_CAP_TARGET_64) ?
+	case VMB_CMD_GET_TARGET:
+	case VMB_CMD_LOCK:
+	case VMB_CMD_UNLOCK:
+	case VMB_CMD_BATCHED_LOCK:
+	case VMB_CMD_BATCHED_UNLOCK:
+	case VMB_CMD_BATCHED_2M_LOCK:
+	case VMB_CMD_BATCHED_2M_UNLOCK:
+		h->target = vmb_host_can(h, VMB_CAP_TARGET_64) ?
 			    (u64)result : (u32)result;
-		h->target_fresh = cmd != VMM_CMD_GET_TARGET;
+		h->target_fresh = cmd != VMB_CMD_GET_TARGET;
 		break;
 	default:
 		break;
@@ -177,7 +188,7 @@ static u32 vmm_cmd(struct vmm_host *h, unsigned int cmd, unsigned long arg1,
 }
 
 /**
- * vmm_hv_start() - open (or reopen) the session with the host
+ * vmb_host_start() - open (or reopen) the session with the host
  * @h: host session
  * @offered: capabilities the guest offers; 0 asks the host to drop the
  *           balloon and tracks nothing afterwards
@@ -186,34 +197,34 @@ static u32 vmm_cmd(struct vmm_host *h, unsigned int cmd, unsigned long arg1,
  * @h->caps and the reset request is cleared. On failure @h->caps is 0, so
  * nothing but START, GET_TARGET and GUEST_ID can be sent.
  *
- * Return: %VMM_STATUS_SUCCESS or the host's error status.
+ * Return: %VMB_STATUS_SUCCESS or the host's error status.
  */
-u32 vmm_hv_start(struct vmm_host *h, u32 offered)
+u32 vmb_host_start(struct vmb_host *h, u32 offered)
 {
 	u32 status;
 
 	h->caps = 0;
 	h->offered = offered;
 	h->target_fresh = false;
-	status = vmm_cmd(h, VMM_CMD_START, offered, 0);
-	if (status == VMM_STATUS_SUCCESS)
+	status = vmb_cmd(h, VMB_CMD_START, offered, 0);
+	if (status == VMB_STATUS_SUCCESS)
 		h->reset_required = false;
 	return status;
 }
 
 /**
- * vmm_hv_guest_id() - tell the host the guest runs Linux
+ * vmb_host_guest_id() - tell the host the guest runs Linux
  * @h: host session
  *
  * Return: the host's status.
  */
-u32 vmm_hv_guest_id(struct vmm_host *h)
+u32 vmb_host_guest_id(struct vmb_host *h)
 {
-	return vmm_cmd(h, VMM_CMD_GUEST_ID, VMM_GUEST_ID_LINUX, 0);
+	return vmb_cmd(h, VMB_CMD_GUEST_ID, VMB_GUEST_ID_LINUX, 0);
 }
 
 /**
- * vmm_hv_get_target() - ask the host how many pages it wants
+ * vmb_host_get_target() - ask the host how many pages it wants
  * @h: host session
  * @ram_pages: the guest's RAM in 4 KiB pages, sent as the limit
  *
@@ -221,86 +232,123 @@ u32 vmm_hv_guest_id(struct vmm_host *h)
  * the 64-bit target capability; the call is then refused locally.
  * On success the (unbounded) answer is in @h->target.
  *
- * Return: the host's status, or %VMM_ERROR_CMD_INVALID when refused locally.
+ * Return: the host's status, or %VMB_ERROR_CMD_INVALID when refused locally.
  */
-u32 vmm_hv_get_target(struct vmm_host *h, u64 ram_pages)
+u32 vmb_host_get_target(struct vmb_host *h, u64 ram_pages)
 {
-	if (ram_pages != (u32)ram_pages && !vmm_host_can(h, VMM_CAP_TARGET_64))
-		return VMM_ERROR_CMD_INVALID;
-	return vmm_cmd(h, VMM_CMD_GET_TARGET, ram_pages, 0);
+	if (ram_pages != (u32)ram_pages && !vmb_host_can(h, VMB_CAP_TARGET_64))
+		return VMB_ERROR_CMD_INVALID;
+	return vmb_cmd(h, VMB_CMD_GET_TARGET, ram_pages, 0);
 }
 
-/**
- * vmm_hv_lock() - lock or unlock one 4 KiB page with the basic protocol
- * @h: host session
- * @pfn: the page frame; must fit 32 bits
- * @lock: true to lock (inflate), false to unlock (deflate)
- *
- * Return: the host's status, or %VMM_ERROR_PPN_INVALID without a hypercall
- * when @pfn does not fit the protocol.
- */
-u32 vmm_hv_lock(struct vmm_host *h, unsigned long pfn, bool lock)
+/* A per-page answer: the host kept going, only this page was refused. */
+static bool vmb_status_is_refusal(u32 status)
 {
-	if (pfn != (u32)pfn) {
-		h->status_count[VMM_ERROR_PPN_INVALID]++;
-		return VMM_ERROR_PPN_INVALID;
-	}
-	return vmm_cmd(h, lock ? VMM_CMD_LOCK : VMM_CMD_UNLOCK, pfn, 0);
+	return status >= VMB_ERROR_PPN_INVALID &&
+	       status <= VMB_ERROR_PPN_NOTNEEDED;
 }
 
-/**
- * vmm_hv_batch() - lock or unlock the first @n entries of the batch page
- * @h: host session
- * @n: number of entries, 1 to %VMM_BATCH_MAX
- * @lock: true to lock, false to unlock
- * @huge: entries are 2 MiB pages
- *
- * Per-entry statuses are read back with vmm_batch_status() and accounted
- * here; when the call itself fails none of the entries was processed.
- *
- * Return: the status of the call.
+/*
+ * The basic protocol: one call per 4 KiB frame, its status written back
+ * into the entry as a batched host would. A call that fails for any reason
+ * other than this page stops the request there.
  */
-u32 vmm_hv_batch(struct vmm_host *h, unsigned int n, bool lock, bool huge)
+static u32 vmb_host_lock_each(struct vmb_host *h, enum vmb_op op,
+			      unsigned int n, unsigned int *done)
 {
-	unsigned int cmd, i;
+	unsigned int cmd = op == VMB_OP_LOCK ? VMB_CMD_LOCK : VMB_CMD_UNLOCK;
+	unsigned long pfn;
+	unsigned int i;
 	u32 status;
 
-	if (!h->batch || n == 0 || n > VMM_BATCH_MAX)
-		return VMM_ERROR_CMD_INVALID;
+	for (i = 0; i < n; i++) {
+		pfn = h->batch[i] >> 12;
+		if (pfn != (u32)pfn) {
+			/* The basic protocol carries 32-bit frame numbers. */
+			h->status_count[VMB_ERROR_PPN_INVALID]++;
+			status = VMB_ERROR_PPN_INVALID;
+		} else {
+			status = vmb_cmd(h, cmd, pfn, 0);
+		}
+		if (status != VMB_STATUS_SUCCESS &&
+		    !vmb_status_is_refusal(status))
+			break;
+		h->batch[i] |= status;
+	}
+	*done = i;
+	return i == n ? VMB_STATUS_SUCCESS : status;
+}
 
-	if (huge)
-		cmd = lock ? VMM_CMD_BATCHED_2M_LOCK : VMM_CMD_BATCHED_2M_UNLOCK;
-	else
-		cmd = lock ? VMM_CMD_BATCHED_LOCK : VMM_CMD_BATCHED_UNLOCK;
+/**
+ * vmb_host_lock_op() - lock or unlock the pages in the first @n entries
+ * @h: host session
+ * @op: lock or unlock
+ * @size: the size of every page of the request
+ * @n: number of entries set with vmb_host_set_page(), 1 to %VMB_BATCH_MAX
+ * @done: entries the host answered for; each has its own status, read with
+ *        vmb_host_page_status()
+ *
+ * Batched when granted (one call), one call per page otherwise. The host
+ * answers every entry or, when a call fails, leaves the entries from
+ * @done on unanswered.
+ *
+ * Return: %VMB_STATUS_SUCCESS when every entry was answered, otherwise the
+ * status of the call that stopped the request.
+ */
+u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
+		     enum vmb_page_size size, unsigned int n,
+		     unsigned int *done)
+{
+	static const unsigned int batched_cmd[VMB_NR_PAGE_SIZES][2] = {
+		[VMB_PAGE_4K] = { [VMB_OP_LOCK] = VMB_CMD_BATCHED_LOCK,
+				  [VMB_OP_UNLOCK] = VMB_CMD_BATCHED_UNLOCK },
+		[VMB_PAGE_2M] = { [VMB_OP_LOCK] = VMB_CMD_BATCHED_2M_LOCK,
+				  [VMB_OP_UNLOCK] = VMB_CMD_BATCHED_2M_UNLOCK },
+	};
+	unsigned int i;
+	u32 status;
 
-	status = vmm_cmd(h, cmd, PHYS_PFN(virt_to_phys(h->batch)), n);
-	if (status == VMM_STATUS_SUCCESS)
-		for (i = 0; i < n; i++)
-			vmm_host_note_status(h, vmm_batch_status(h, i));
+	*done = 0;
+	if (n == 0 || n > VMB_BATCH_MAX)
+		return VMB_ERROR_CMD_INVALID;
+	if (!vmb_host_batched(h)) {
+		if (size != VMB_PAGE_4K)
+			return VMB_ERROR_CMD_INVALID;
+		return vmb_host_lock_each(h, op, n, done);
+	}
+
+	status = vmb_cmd(h, batched_cmd[size][op],
+			 PHYS_PFN(virt_to_phys(h->batch)), n);
+	if (status != VMB_STATUS_SUCCESS)
+		return status;
+	for (i = 0; i < n; i++)
+		vmb_host_note_status(h, vmb_host_page_status(h, i));
+	*done = n;
 	return status;
 }
 
 /**
- * vmm_host_init() - prepare a host session
+ * vmb_host_init() - prepare a host session
  * @h: host session to initialise
  *
- * Allocates the batch page. The session starts closed: the first work run
+ * Allocates the batch page (used by the basic protocol too, to hold a
+ * request's frames and answers). The session starts closed: the first work run
  * must START it.
  *
  * Return: 0 or -ENOMEM.
  */
-int vmm_host_init(struct vmm_host *h)
+int vmb_host_init(struct vmb_host *h)
 {
-	*h = (struct vmm_host){ .reset_required = true };
+	*h = (struct vmb_host){ .reset_required = true };
 	h->batch = (u64 *)get_zeroed_page(GFP_KERNEL);
 	return h->batch ? 0 : -ENOMEM;
 }
 
 /**
- * vmm_host_exit() - release what vmm_host_init() allocated
+ * vmb_host_exit() - release what vmb_host_init() allocated
  * @h: host session
  */
-void vmm_host_exit(struct vmm_host *h)
+void vmb_host_exit(struct vmb_host *h)
 {
 	free_page((unsigned long)h->batch);
 	h->batch = NULL;

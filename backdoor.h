@@ -3,7 +3,10 @@
  * vmmemctl - VMware balloon backdoor protocol.
  *
  * This header and backdoor.c are the only places that know how the
- * hypervisor is reached and what its commands and status codes are.
+ * hypervisor is reached and what its commands and status codes are. Above
+ * this line a request is "lock (or unlock) these page frames, of this
+ * size"; whether that takes one batched call or one call per frame is
+ * decided here.
  */
 #ifndef VMMEMCTL_BACKDOOR_H
 #define VMMEMCTL_BACKDOOR_H
@@ -11,58 +14,72 @@
 #include <linux/types.h>
 
 /* Commands, passed in ecx. Command 5 is reserved and never sent. */
-enum vmm_cmd {
-	VMM_CMD_START			= 0,
-	VMM_CMD_GET_TARGET		= 1,
-	VMM_CMD_LOCK			= 2,
-	VMM_CMD_UNLOCK			= 3,
-	VMM_CMD_GUEST_ID		= 4,
-	VMM_CMD_BATCHED_LOCK		= 6,
-	VMM_CMD_BATCHED_UNLOCK		= 7,
-	VMM_CMD_BATCHED_2M_LOCK		= 8,
-	VMM_CMD_BATCHED_2M_UNLOCK	= 9,
-	VMM_CMD_VMCI_DOORBELL_SET	= 10,
-	VMM_CMD_NR
+enum vmb_cmd {
+	VMB_CMD_START			= 0,
+	VMB_CMD_GET_TARGET		= 1,
+	VMB_CMD_LOCK			= 2,
+	VMB_CMD_UNLOCK			= 3,
+	VMB_CMD_GUEST_ID		= 4,
+	VMB_CMD_BATCHED_LOCK		= 6,
+	VMB_CMD_BATCHED_UNLOCK		= 7,
+	VMB_CMD_BATCHED_2M_LOCK		= 8,
+	VMB_CMD_BATCHED_2M_UNLOCK	= 9,
+	VMB_CMD_VMCI_DOORBELL_SET	= 10,
+	VMB_CMD_NR
 };
 
 /* Status codes, returned in eax (and per page in a batch entry). */
-enum vmm_status {
-	VMM_STATUS_SUCCESS		= 0,
-	VMM_ERROR_CMD_INVALID		= 1,
-	VMM_ERROR_PPN_INVALID		= 2,
-	VMM_ERROR_PPN_LOCKED		= 3,
-	VMM_ERROR_PPN_UNLOCKED		= 4,
-	VMM_ERROR_PPN_PINNED		= 5,
-	VMM_ERROR_PPN_NOTNEEDED		= 6,
-	VMM_ERROR_RESET			= 7,
-	VMM_ERROR_BUSY			= 8,
+enum vmb_status {
+	VMB_STATUS_SUCCESS		= 0,
+	VMB_ERROR_CMD_INVALID		= 1,
+	VMB_ERROR_PPN_INVALID		= 2,
+	VMB_ERROR_PPN_LOCKED		= 3,
+	VMB_ERROR_PPN_UNLOCKED		= 4,
+	VMB_ERROR_PPN_PINNED		= 5,
+	VMB_ERROR_PPN_NOTNEEDED		= 6,
+	VMB_ERROR_RESET			= 7,
+	VMB_ERROR_BUSY			= 8,
 	/* Any other value is folded into this one (the "unknown" bucket). */
-	VMM_STATUS_OTHER		= 9,
-	VMM_STATUS_NR
+	VMB_STATUS_OTHER		= 9,
+	VMB_STATUS_NR
 };
 
-/* Raw values that do not fit the per-page 5-bit status field. */
-#define VMM_STATUS_FAILURE		0xffffffffU
-#define VMM_STATUS_SUCCESS_WITH_CAPS	0x03000000U
-
 /* Capabilities negotiated by START. Bit 0 is reserved. */
-#define VMM_CAP_BASIC			0x02U
-#define VMM_CAP_BATCHED			0x04U
-#define VMM_CAP_BATCHED_2M		0x08U
-#define VMM_CAP_DOORBELL		0x10U
-#define VMM_CAP_TARGET_64		0x20U
+#define VMB_CAP_BASIC			0x02U
+#define VMB_CAP_BATCHED			0x04U
+#define VMB_CAP_BATCHED_2M		0x08U
+#define VMB_CAP_TARGET_64		0x20U
 
-/* GUEST_ID argument. */
-#define VMM_GUEST_ID_LINUX		1
+/* One request carries at most this many pages (the batch page's entries). */
+#define VMB_BATCH_MAX			512
 
-/* A batch page holds this many 64-bit entries. */
-#define VMM_BATCH_MAX			512
-
-/* Frames in a 2 MiB page (order 9 on x86). */
-#define VMM_2M_ORDER			9
+/* 4 KiB frames in a 2 MiB page: order 9 on x86. */
+#define VMB_2M_ORDER			9
 
 /**
- * struct vmm_host - what the guest knows about its session with the host
+ * enum vmb_op - what a request asks the host to do with pages
+ * @VMB_OP_LOCK: take the frames (the balloon inflates)
+ * @VMB_OP_UNLOCK: give the frames back (the balloon deflates)
+ */
+enum vmb_op {
+	VMB_OP_LOCK,
+	VMB_OP_UNLOCK,
+};
+
+/**
+ * enum vmb_page_size - the page sizes the balloon holds
+ * @VMB_PAGE_4K: 4 KiB pages
+ * @VMB_PAGE_2M: 2 MiB pages (order 9, not compound)
+ * @VMB_NR_PAGE_SIZES: number of sizes
+ */
+enum vmb_page_size {
+	VMB_PAGE_4K,
+	VMB_PAGE_2M,
+	VMB_NR_PAGE_SIZES
+};
+
+/**
+ * struct vmb_host - what the guest knows about its session with the host
  * @offered: capabilities offered at the last START
  * @caps: capabilities the host granted at the last successful START
  *        (always a subset of @offered)
@@ -72,7 +89,7 @@ enum vmm_status {
  *                caller last cleared this
  * @reset_required: set when any command answered ERROR_RESET, or when the
  *                  session has not been started yet; cleared by START
- * @batch: the communication page for batched commands, or NULL
+ * @batch: the page holding a request's entries (frame and per-page status)
  * @cmd_count: hypercalls issued, per command
  * @cmd_fail: hypercalls that did not answer success, per command
  * @status_count: non-success statuses seen, per status, for calls and
@@ -81,64 +98,94 @@ enum vmm_status {
  * The counters are written only by the holder of the balloon lock and read
  * locklessly by the statistics code.
  */
-struct vmm_host {
+struct vmb_host {
 	u32 offered;
 	u32 caps;
 	u64 target;
 	bool target_fresh;
 	bool reset_required;
 	u64 *batch;
-	unsigned long cmd_count[VMM_CMD_NR];
-	unsigned long cmd_fail[VMM_CMD_NR];
-	unsigned long status_count[VMM_STATUS_NR];
+	unsigned long cmd_count[VMB_CMD_NR];
+	unsigned long cmd_fail[VMB_CMD_NR];
+	unsigned long status_count[VMB_STATUS_NR];
 };
 
-int vmm_host_init(struct vmm_host *h);
-void vmm_host_exit(struct vmm_host *h);
+int vmb_host_init(struct vmb_host *h);
+void vmb_host_exit(struct vmb_host *h);
 
-const char *vmm_cmd_name(unsigned int cmd);
-const char *vmm_status_name(unsigned int status);
+const char *vmb_cmd_name(unsigned int cmd);
+const char *vmb_status_name(unsigned int status);
 
-u32 vmm_hv_start(struct vmm_host *h, u32 offered);
-u32 vmm_hv_guest_id(struct vmm_host *h);
-u32 vmm_hv_get_target(struct vmm_host *h, u64 ram_pages);
-u32 vmm_hv_lock(struct vmm_host *h, unsigned long pfn, bool lock);
-u32 vmm_hv_batch(struct vmm_host *h, unsigned int n, bool lock, bool huge);
+u32 vmb_host_start(struct vmb_host *h, u32 offered);
+u32 vmb_host_guest_id(struct vmb_host *h);
+u32 vmb_host_get_target(struct vmb_host *h, u64 ram_pages);
+u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
+		     enum vmb_page_size size, unsigned int n,
+		     unsigned int *done);
 
 /**
- * vmm_batch_set() - put a page frame into a batch entry
+ * vmb_host_set_page() - put a page frame into entry @i of the next request
  * @h: host session owning the batch page
- * @i: entry index, below %VMM_BATCH_MAX
+ * @i: entry index, below %VMB_BATCH_MAX
  * @pfn: frame number (of the first 4 KiB frame for a 2 MiB page)
  */
-static inline void vmm_batch_set(struct vmm_host *h, unsigned int i,
-				 unsigned long pfn)
+static inline void vmb_host_set_page(struct vmb_host *h, unsigned int i,
+				     unsigned long pfn)
 {
 	h->batch[i] = (u64)pfn << 12;
 }
 
 /**
- * vmm_batch_status() - per-entry status the host wrote back
+ * vmb_host_page_status() - the host's answer for entry @i of a request
  * @h: host session owning the batch page
- * @i: entry index
+ * @i: entry index, below the count vmb_host_lock_op() reported done
  *
- * Return: the 5-bit status of entry @i.
+ * Return: %VMB_STATUS_SUCCESS or why the host refused that page.
  */
-static inline u32 vmm_batch_status(struct vmm_host *h, unsigned int i)
+static inline u32 vmb_host_page_status(struct vmb_host *h, unsigned int i)
 {
 	return (u32)(READ_ONCE(h->batch[i]) & 0x1f);
 }
 
 /**
- * vmm_host_can() - whether the granted capabilities include all of @caps
+ * vmb_host_can() - whether the granted capabilities include all of @caps
  * @h: host session
  * @caps: capability bits
  *
  * Return: true when every bit of @caps was granted.
  */
-static inline bool vmm_host_can(const struct vmm_host *h, u32 caps)
+static inline bool vmb_host_can(const struct vmb_host *h, u32 caps)
 {
 	return (h->caps & caps) == caps;
+}
+
+/* Lock and unlock requests go in batches of up to VMB_BATCH_MAX pages. */
+static inline bool vmb_host_batched(const struct vmb_host *h)
+{
+	return vmb_host_can(h, VMB_CAP_BATCHED);
+}
+
+/* 2 MiB pages can be locked. */
+static inline bool vmb_host_huge(const struct vmb_host *h)
+{
+	return vmb_host_can(h, VMB_CAP_BATCHED | VMB_CAP_BATCHED_2M);
+}
+
+/* Some way of locking pages was granted. */
+static inline bool vmb_host_can_lock(const struct vmb_host *h)
+{
+	return vmb_host_can(h, VMB_CAP_BASIC) || vmb_host_batched(h);
+}
+
+/**
+ * vmb_status_host_full() - the host refused a page because it needs no more
+ * @status: a page's status
+ *
+ * Return: true for ERROR_PPN_NOTNEEDED.
+ */
+static inline bool vmb_status_host_full(u32 status)
+{
+	return status == VMB_ERROR_PPN_NOTNEEDED;
 }
 
 #endif /* VMMEMCTL_BACKDOOR_H */

@@ -52,8 +52,6 @@ static inline void vmm_shrinker_destroy(struct shrinker *s)
 	shrinker_free(s);
 }
 #else
-static struct shrinker vmm_shrinker_storage;
-
 static inline struct shrinker *
 vmm_shrinker_create(unsigned long (*count)(struct shrinker *,
 					   struct shrink_control *),
@@ -61,7 +59,8 @@ vmm_shrinker_create(unsigned long (*count)(struct shrinker *,
 					  struct shrink_control *),
 		    int seeks)
 {
-	struct shrinker *s = &vmm_shrinker_storage;
+	static struct shrinker storage;
+	struct shrinker *s = &storage;
 
 	s->count_objects = count;
 	s->scan_objects = scan;

@@ -7,6 +7,8 @@
  * and its field names, so that existing admin scripts keep working.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/dcache.h>
 #include <linux/debugfs.h>
 #include <linux/kobject.h>
@@ -17,25 +19,40 @@
 #include "backdoor.h"
 #include "vmmemctl.h"
 
-static struct vmm_balloon *vmm_stats_balloon;
-static struct kobject *vmm_kobj;
+static struct vmb_balloon *vmb_stats_balloon;
+static struct kobject *vmb_kobj;
+static struct dentry *vmb_debugfs;
 
-static const char * const vmm_size_names[VMM_NR_SIZES] = {
-	[VMM_4K] = "4k",
-	[VMM_2M] = "2M",
+static const char * const vmb_limit_names[VMB_LIMIT_NR] = {
+	[VMB_LIMIT_NONE]	= "none",
+	[VMB_LIMIT_RAM]		= "ram",
+	[VMB_LIMIT_CAP]		= "max_size",
+	[VMB_LIMIT_FLOOR]	= "min_free",
+	[VMB_LIMIT_HOLDOFF]	= "holdoff",
+	[VMB_LIMIT_DISABLED]	= "disabled",
 };
 
-static void vmm_show_ul(struct seq_file *f, const char *name,
+static const char *vmb_limit_name(enum vmb_limit limit)
+{
+	return limit < VMB_LIMIT_NR ? vmb_limit_names[limit] : "?";
+}
+
+static const char * const vmb_size_names[VMB_NR_PAGE_SIZES] = {
+	[VMB_PAGE_4K] = "4k",
+	[VMB_PAGE_2M] = "2M",
+};
+
+static void vmb_show_ul(struct seq_file *f, const char *name,
 			unsigned long v)
 {
 	seq_printf(f, "%-22s: %16lu\n", name, v);
 }
 
-static int vmm_stats_show(struct seq_file *f, void *unused)
+static int vmb_stats_show(struct seq_file *f, void *unused)
 {
-	struct vmm_balloon *b = f->private;
-	struct vmm_host *h = &b->host;
-	enum vmm_size size;
+	struct vmb_balloon *b = f->private;
+	struct vmb_host *h = &b->host;
+	enum vmb_page_size size;
 	unsigned int i;
 	char name[32];
 
@@ -47,108 +64,110 @@ static int vmm_stats_show(struct seq_file *f, void *unused)
 		   READ_ONCE(h->reset_required) ? "y" : "n");
 
 	/* The two lines admins' scripts look for. */
-	vmm_show_ul(f, "target", READ_ONCE(b->host_target));
-	vmm_show_ul(f, "current", vmm_balloon_size(b));
+	vmb_show_ul(f, "target", READ_ONCE(b->host_target));
+	vmb_show_ul(f, "current", vmb_balloon_size(b));
 
-	vmm_show_ul(f, "goal", READ_ONCE(b->goal));
+	vmb_show_ul(f, "goal", READ_ONCE(b->goal));
 	seq_printf(f, "%-22s: %16s\n", "limited by",
-		   vmm_limit_name(READ_ONCE(b->limited_by)));
-	vmm_show_ul(f, "pages 4k", READ_ONCE(b->nr_pages[VMM_4K]));
-	vmm_show_ul(f, "pages 2M", READ_ONCE(b->nr_pages[VMM_2M]));
-	vmm_show_ul(f, "refused 4k", READ_ONCE(b->nr_refused[VMM_4K]));
-	vmm_show_ul(f, "refused 2M", READ_ONCE(b->nr_refused[VMM_2M]));
-	vmm_show_ul(f, "inflate rate", READ_ONCE(b->inflate.cur));
-	vmm_show_ul(f, "inflate rate min", READ_ONCE(b->inflate.min));
-	vmm_show_ul(f, "inflate rate max", READ_ONCE(b->inflate.max));
-	vmm_show_ul(f, "deflate rate", READ_ONCE(b->deflate.cur));
-	vmm_show_ul(f, "deflate rate min", READ_ONCE(b->deflate.min));
-	vmm_show_ul(f, "deflate rate max", READ_ONCE(b->deflate.max));
+		   vmb_limit_name(READ_ONCE(b->limited_by)));
+	vmb_show_ul(f, "pages 4k", READ_ONCE(b->nr_pages[VMB_PAGE_4K]));
+	vmb_show_ul(f, "pages 2M", READ_ONCE(b->nr_pages[VMB_PAGE_2M]));
+	vmb_show_ul(f, "refused 4k", READ_ONCE(b->nr_refused[VMB_PAGE_4K]));
+	vmb_show_ul(f, "refused 2M", READ_ONCE(b->nr_refused[VMB_PAGE_2M]));
+	vmb_show_ul(f, "inflate rate", READ_ONCE(b->inflate.cur));
+	vmb_show_ul(f, "inflate rate min", READ_ONCE(vmb_params.inflate_rate.min));
+	vmb_show_ul(f, "inflate rate max", READ_ONCE(vmb_params.inflate_rate.max));
+	vmb_show_ul(f, "deflate rate", READ_ONCE(b->deflate.cur));
+	vmb_show_ul(f, "deflate rate min", READ_ONCE(vmb_params.deflate_rate.min));
+	vmb_show_ul(f, "deflate rate max", READ_ONCE(vmb_params.deflate_rate.max));
 	seq_putc(f, '\n');
 
-	for (i = 0; i < VMM_CMD_NR; i++) {
-		if (!vmm_cmd_name(i))
+	for (i = 0; i < VMB_CMD_NR; i++) {
+		if (!vmb_cmd_name(i))
 			continue;
-		seq_printf(f, "%-22s: %16lu (%lu failed)\n", vmm_cmd_name(i),
+		seq_printf(f, "%-22s: %16lu (%lu failed)\n", vmb_cmd_name(i),
 			   READ_ONCE(h->cmd_count[i]), READ_ONCE(h->cmd_fail[i]));
 	}
-	for (i = 1; i < VMM_STATUS_NR; i++) {
-		snprintf(name, sizeof(name), "status %s", vmm_status_name(i));
-		vmm_show_ul(f, name, READ_ONCE(h->status_count[i]));
+	for (i = 1; i < VMB_STATUS_NR; i++) {
+		snprintf(name, sizeof(name), "status %s", vmb_status_name(i));
+		vmb_show_ul(f, name, READ_ONCE(h->status_count[i]));
 	}
-	vmm_show_ul(f, "timer", READ_ONCE(b->timer_runs));
-	vmm_show_ul(f, "doorbell", 0);
-	vmm_show_ul(f, "reset", READ_ONCE(b->resets));
-	vmm_show_ul(f, "shrink", READ_ONCE(b->shrink_calls));
-	vmm_show_ul(f, "shrinkFree", READ_ONCE(b->shrink_frames));
-	vmm_show_ul(f, "oom", READ_ONCE(b->oom_calls));
-	vmm_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
+	vmb_show_ul(f, "timer", READ_ONCE(b->timer_runs));
+	vmb_show_ul(f, "doorbell", 0);
+	vmb_show_ul(f, "reset", READ_ONCE(b->resets));
+	vmb_show_ul(f, "shrink", READ_ONCE(b->shrink_calls));
+	vmb_show_ul(f, "shrinkFree", READ_ONCE(b->shrink_frames));
+	vmb_show_ul(f, "oom", READ_ONCE(b->oom_calls));
+	vmb_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
+	vmb_show_ul(f, "migrate", READ_ONCE(b->migrations));
+	vmb_show_ul(f, "migrateFail", READ_ONCE(b->migrate_fails));
 	seq_putc(f, '\n');
 
-	for (size = 0; size < VMM_NR_SIZES; size++) {
-		const struct vmm_page_stats *s = &b->stat[size];
-		const char *sz = vmm_size_names[size];
+	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {
+		const struct vmb_page_stats *s = &b->stat[size];
+		const char *sz = vmb_size_names[size];
 
 		snprintf(name, sizeof(name), "alloc (%s)", sz);
-		vmm_show_ul(f, name, READ_ONCE(s->alloc));
+		vmb_show_ul(f, name, READ_ONCE(s->alloc));
 		snprintf(name, sizeof(name), "allocFail (%s)", sz);
-		vmm_show_ul(f, name, READ_ONCE(s->alloc_fail));
+		vmb_show_ul(f, name, READ_ONCE(s->alloc_fail));
 		snprintf(name, sizeof(name), "errAlloc (%s)", sz);
-		vmm_show_ul(f, name, READ_ONCE(s->refused));
+		vmb_show_ul(f, name, READ_ONCE(s->refused));
 		snprintf(name, sizeof(name), "errFree (%s)", sz);
-		vmm_show_ul(f, name, READ_ONCE(s->unlock_fail));
+		vmb_show_ul(f, name, READ_ONCE(s->unlock_fail));
 		snprintf(name, sizeof(name), "free (%s)", sz);
-		vmm_show_ul(f, name, READ_ONCE(s->free));
+		vmb_show_ul(f, name, READ_ONCE(s->free));
 	}
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(vmm_stats);
+DEFINE_SHOW_ATTRIBUTE(vmb_stats);
 
 /* World-readable sysfs attributes: /sys/kernel/vmmemctl/<name>. */
 
 static ssize_t size_show(struct kobject *kobj, struct kobj_attribute *attr,
 			 char *buf)
 {
-	return sysfs_emit(buf, "%lu\n", vmm_balloon_size(vmm_stats_balloon));
+	return sysfs_emit(buf, "%lu\n", vmb_balloon_size(vmb_stats_balloon));
 }
 
 static ssize_t target_show(struct kobject *kobj, struct kobj_attribute *attr,
 			   char *buf)
 {
-	return sysfs_emit(buf, "%llu\n", READ_ONCE(vmm_stats_balloon->host_target));
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(vmb_stats_balloon->host_target));
 }
 
 static ssize_t goal_show(struct kobject *kobj, struct kobj_attribute *attr,
 			 char *buf)
 {
-	return sysfs_emit(buf, "%lu\n", READ_ONCE(vmm_stats_balloon->goal));
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(vmb_stats_balloon->goal));
 }
 
 static ssize_t limited_by_show(struct kobject *kobj,
 			       struct kobj_attribute *attr, char *buf)
 {
 	return sysfs_emit(buf, "%s\n",
-			  vmm_limit_name(READ_ONCE(vmm_stats_balloon->limited_by)));
+			  vmb_limit_name(READ_ONCE(vmb_stats_balloon->limited_by)));
 }
 
-static struct kobj_attribute vmm_attr_size = __ATTR_RO(size);
-static struct kobj_attribute vmm_attr_target = __ATTR_RO(target);
-static struct kobj_attribute vmm_attr_goal = __ATTR_RO(goal);
-static struct kobj_attribute vmm_attr_limited_by = __ATTR_RO(limited_by);
+static struct kobj_attribute vmb_attr_size = __ATTR_RO(size);
+static struct kobj_attribute vmb_attr_target = __ATTR_RO(target);
+static struct kobj_attribute vmb_attr_goal = __ATTR_RO(goal);
+static struct kobj_attribute vmb_attr_limited_by = __ATTR_RO(limited_by);
 
-static struct attribute *vmm_attrs[] = {
-	&vmm_attr_size.attr,
-	&vmm_attr_target.attr,
-	&vmm_attr_goal.attr,
-	&vmm_attr_limited_by.attr,
+static struct attribute *vmb_attrs[] = {
+	&vmb_attr_size.attr,
+	&vmb_attr_target.attr,
+	&vmb_attr_goal.attr,
+	&vmb_attr_limited_by.attr,
 	NULL
 };
 
-static const struct attribute_group vmm_attr_group = {
-	.attrs = vmm_attrs,
+static const struct attribute_group vmb_attr_group = {
+	.attrs = vmb_attrs,
 };
 
 /**
- * vmm_stats_init() - publish the balloon's statistics
+ * vmb_stats_init() - publish the balloon's statistics
  * @b: the balloon
  *
  * The sysfs directory is required; debugfs is best effort (the module
@@ -156,7 +175,7 @@ static const struct attribute_group vmm_attr_group = {
  *
  * Return: 0 or a negative errno.
  */
-int vmm_stats_init(struct vmm_balloon *b)
+int vmb_stats_init(struct vmb_balloon *b)
 {
 	struct dentry *other;
 	int ret;
@@ -165,36 +184,35 @@ int vmm_stats_init(struct vmm_balloon *b)
 	other = debugfs_lookup("vmmemctl", NULL);
 	if (!IS_ERR_OR_NULL(other)) {
 		dput(other);
-		pr_err("vmmemctl: another balloon driver (vmw_balloon?) is loaded; unload it first\n");
+		pr_err("another balloon driver (vmw_balloon?) is loaded; unload it first\n");
 		return -EBUSY;
 	}
 
-	vmm_stats_balloon = b;
-	vmm_kobj = kobject_create_and_add("vmmemctl", kernel_kobj);
-	if (!vmm_kobj)
+	vmb_stats_balloon = b;
+	vmb_kobj = kobject_create_and_add("vmmemctl", kernel_kobj);
+	if (!vmb_kobj)
 		return -ENOMEM;
-	ret = sysfs_create_group(vmm_kobj, &vmm_attr_group);
+	ret = sysfs_create_group(vmb_kobj, &vmb_attr_group);
 	if (ret) {
-		kobject_put(vmm_kobj);
-		vmm_kobj = NULL;
+		kobject_put(vmb_kobj);
+		vmb_kobj = NULL;
 		return ret;
 	}
-	b->debugfs = debugfs_create_file("vmmemctl", 0400, NULL, b,
-					 &vmm_stats_fops);
+	vmb_debugfs = debugfs_create_file("vmmemctl", 0400, NULL, b,
+					  &vmb_stats_fops);
 	return 0;
 }
 
 /**
- * vmm_stats_exit() - remove what vmm_stats_init() published
- * @b: the balloon
+ * vmb_stats_exit() - remove what vmb_stats_init() published
  */
-void vmm_stats_exit(struct vmm_balloon *b)
+void vmb_stats_exit(void)
 {
-	debugfs_remove(b->debugfs);
-	b->debugfs = NULL;
-	if (vmm_kobj) {
-		sysfs_remove_group(vmm_kobj, &vmm_attr_group);
-		kobject_put(vmm_kobj);
-		vmm_kobj = NULL;
+	debugfs_remove(vmb_debugfs);
+	vmb_debugfs = NULL;
+	if (vmb_kobj) {
+		sysfs_remove_group(vmb_kobj, &vmb_attr_group);
+		kobject_put(vmb_kobj);
+		vmb_kobj = NULL;
 	}
 }

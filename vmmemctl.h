@@ -1,6 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vmmemctl - state shared between the balloon core and its statistics.
+ * vmmemctl - the balloon's state, and what each file offers the others.
+ *
+ *   balloon_core.c  work loop, session, goal, rates, load/unload
+ *   pages.c         allocation, the lock/unlock path, refused pages, 2 MiB
+ *                   split, pop
+ *   pressure.c      shrinker, OOM notifier, hold-off
+ *   params.c        module parameters and their validation
+ *   stats.c         debugfs and sysfs (reads only)
+ *   backdoor.c      the hypercall
  */
 #ifndef VMMEMCTL_H
 #define VMMEMCTL_H
@@ -10,62 +18,107 @@
 #include <linux/workqueue.h>
 
 #include "backdoor.h"
+#include "compat_balloon.h"
 
 #define VMMEMCTL_VERSION	"1.0.0"
 
-/**
- * enum vmm_size - the page sizes the balloon holds
- * @VMM_4K: 4 KiB pages
- * @VMM_2M: 2 MiB pages (order 9, not compound)
- * @VMM_NR_SIZES: number of sizes
- */
-enum vmm_size {
-	VMM_4K,
-	VMM_2M,
-	VMM_NR_SIZES
-};
+/* ---- params.c --------------------------------------------------------- */
 
 /**
- * enum vmm_limit - why the balloon's goal is below the host's target
- * @VMM_LIMIT_NONE: the goal is the host's target
- * @VMM_LIMIT_RAM: the host asked for more than the guest has
- * @VMM_LIMIT_CAP: the admin's max_size cap
- * @VMM_LIMIT_FLOOR: the admin's (or the automatic) free-memory floor
- * @VMM_LIMIT_HOLDOFF: the guest recently needed memory back
- * @VMM_LIMIT_DISABLED: ballooning is switched off
- * @VMM_LIMIT_NR: number of reasons
+ * struct vmb_rate_bounds - an admin's bounds on a rate, in 4 KiB pages/s
+ * @min: lower bound
+ * @max: upper bound, never below @min
  */
-enum vmm_limit {
-	VMM_LIMIT_NONE,
-	VMM_LIMIT_RAM,
-	VMM_LIMIT_CAP,
-	VMM_LIMIT_FLOOR,
-	VMM_LIMIT_HOLDOFF,
-	VMM_LIMIT_DISABLED,
-	VMM_LIMIT_NR
-};
-
-/**
- * struct vmm_rate - an adaptive per-second rate, in 4 KiB pages
- * @cur: current rate, kept within [@min, @max]
- * @min: lower bound (module parameter)
- * @max: upper bound (module parameter)
- */
-struct vmm_rate {
-	unsigned int cur;
+struct vmb_rate_bounds {
 	unsigned int min;
 	unsigned int max;
 };
 
 /**
- * struct vmm_page_stats - per page size counters
+ * struct vmb_params - the module parameters
+ * @inflate_rate: bounds of the inflate rate
+ * @deflate_rate: bounds of the deflate rate
+ * @refused_max: refused pages after which inflation pauses for the period
+ * @pressure_holdoff: seconds without inflation after a pressure release
+ * @min_free_mb: the free-memory floor in MiB, 0 for automatic
+ * @max_size_pages: largest balloon in 4 KiB pages, when not a percentage
+ * @max_size_percent: largest balloon in percent of RAM, when a percentage
+ * @max_size_is_percent: which of the two @max_size_* applies
+ * @batching: offer the batched protocol
+ * @huge_pages: offer 2 MiB pages
+ * @enabled: follow the host's target
+ * @pressure_release: give memory back under pressure
+ * @protocol_changed: @batching or @huge_pages changed; the work item
+ *                    restarts the session and clears this
+ *
+ * Written by the parameter setters with WRITE_ONCE(), read with
+ * READ_ONCE() without a lock.
+ */
+struct vmb_params {
+	struct vmb_rate_bounds inflate_rate;
+	struct vmb_rate_bounds deflate_rate;
+	unsigned int refused_max;
+	unsigned int pressure_holdoff;
+	unsigned int min_free_mb;
+	unsigned long max_size_pages;
+	unsigned int max_size_percent;
+	bool max_size_is_percent;
+	bool batching;
+	bool huge_pages;
+	bool enabled;
+	bool pressure_release;
+	bool protocol_changed;
+};
+
+extern struct vmb_params vmb_params;
+
+#define VMB_INFLATE_RATE_MAX_DEFAULT	65536U
+#define VMB_DEFLATE_RATE_MAX_DEFAULT	131072U
+
+unsigned long vmb_floor_pages(unsigned long ram);
+unsigned long vmb_max_size_pages(unsigned long ram);
+
+/* ---- The balloon ------------------------------------------------------ */
+
+/**
+ * enum vmb_limit - why the balloon's goal is below the host's target
+ * @VMB_LIMIT_NONE: the goal is the host's target
+ * @VMB_LIMIT_RAM: the host asked for more than the guest has
+ * @VMB_LIMIT_CAP: the admin's max_size cap
+ * @VMB_LIMIT_FLOOR: the admin's (or the automatic) free-memory floor
+ * @VMB_LIMIT_HOLDOFF: the guest recently needed memory back
+ * @VMB_LIMIT_DISABLED: ballooning is switched off
+ * @VMB_LIMIT_NR: number of reasons
+ */
+enum vmb_limit {
+	VMB_LIMIT_NONE,
+	VMB_LIMIT_RAM,
+	VMB_LIMIT_CAP,
+	VMB_LIMIT_FLOOR,
+	VMB_LIMIT_HOLDOFF,
+	VMB_LIMIT_DISABLED,
+	VMB_LIMIT_NR
+};
+
+/**
+ * struct vmb_rate - an adaptive per-second rate, in 4 KiB pages
+ * @cur: current rate, clamped to @bounds on use
+ * @bounds: the admin's bounds (module parameters)
+ */
+struct vmb_rate {
+	unsigned int cur;
+	const struct vmb_rate_bounds *bounds;
+};
+
+/**
+ * struct vmb_page_stats - per page size counters
  * @alloc: pages allocated for inflation
  * @alloc_fail: allocations that failed
  * @refused: pages the host refused to lock
  * @unlock_fail: pages the host refused to unlock (they stay ballooned)
  * @free: pages freed back to the guest
  */
-struct vmm_page_stats {
+struct vmb_page_stats {
 	unsigned long alloc;
 	unsigned long alloc_fail;
 	unsigned long refused;
@@ -74,17 +127,18 @@ struct vmm_page_stats {
 };
 
 /**
- * struct vmm_balloon - the balloon
- * @lock: serialises the work item, the pressure callbacks, parameter
- *        changes that touch the host session, and unload; held across
- *        every hypercall
+ * struct vmb_balloon - the balloon
+ * @lock: serialises the work item, the pressure callbacks and unload;
+ *        held across every hypercall
  * @host: the session with the host
  * @work: the delayed work that polls the target and moves pages
- * @pages: ballooned (locked) pages, per size, linked through page->lru
+ * @core: the kernel's balloon core holding the ballooned 4 KiB pages (on
+ *        its list, or isolated while the kernel migrates them)
+ * @huge_pages: ballooned 2 MiB pages, linked through page->lru
  * @refused: pages the host refused to lock, kept allocated so the
  *           allocator does not hand them straight back; freed once the
  *           balloon stops inflating
- * @nr_pages: pages on @pages, per size
+ * @nr_pages: ballooned pages, per size (4 KiB: isolated ones included)
  * @nr_refused: pages on @refused, per size
  * @host_target: the host's last target, in 4 KiB pages, as sent
  * @goal: the bounded target the balloon is moving to
@@ -102,7 +156,6 @@ struct vmm_page_stats {
  * @host_failing: the host stopped answering; logged once until it recovers
  * @caps_logged: capabilities last reported in the kernel log
  * @running: the work item may be queued (cleared on unload)
- * @renegotiate: an admin changed the protocol switches; restart the session
  * @stat: per page size counters
  * @timer_runs: work runs
  * @resets: sessions (re)started after a reset
@@ -110,28 +163,30 @@ struct vmm_page_stats {
  * @shrink_frames: frames given back to reclaim
  * @oom_calls: times the OOM notifier was called
  * @oom_frames: frames given back to avert an OOM kill
- * @debugfs: the debugfs file
+ * @migrations: 4 KiB pages the kernel moved, the host locking the new one
+ * @migrate_fails: migrations the host refused or failed, either side
  */
-struct vmm_balloon {
+struct vmb_balloon {
 	struct mutex lock;	/* see @lock above */
-	struct vmm_host host;
+	struct vmb_host host;
 	struct delayed_work work;
 
-	struct list_head pages[VMM_NR_SIZES];
-	struct list_head refused[VMM_NR_SIZES];
-	unsigned long nr_pages[VMM_NR_SIZES];
-	unsigned long nr_refused[VMM_NR_SIZES];
+	struct balloon_dev_info core;
+	struct list_head huge_pages;
+	struct list_head refused[VMB_NR_PAGE_SIZES];
+	unsigned long nr_pages[VMB_NR_PAGE_SIZES];
+	unsigned long nr_refused[VMB_NR_PAGE_SIZES];
 
 	u64 host_target;
 	unsigned long goal;
-	enum vmm_limit limited_by;
+	enum vmb_limit limited_by;
 
-	struct vmm_rate inflate;
-	struct vmm_rate deflate;
+	struct vmb_rate inflate;
+	struct vmb_rate deflate;
 	unsigned long period_end;
 	unsigned long period_done;
 	unsigned int period_refused;
-	struct vmm_rate *period_saturated;
+	struct vmb_rate *period_saturated;
 	bool period_failed;
 	bool huge_failed;
 	unsigned long holdoff_until;
@@ -139,45 +194,81 @@ struct vmm_balloon {
 	bool host_failing;
 	u32 caps_logged;
 	bool running;
-	bool renegotiate;
 
-	struct vmm_page_stats stat[VMM_NR_SIZES];
+	struct vmb_page_stats stat[VMB_NR_PAGE_SIZES];
 	unsigned long timer_runs;
 	unsigned long resets;
 	unsigned long shrink_calls;
 	unsigned long shrink_frames;
 	unsigned long oom_calls;
 	unsigned long oom_frames;
-
-	struct dentry *debugfs;
+	unsigned long migrations;
+	unsigned long migrate_fails;
 };
 
 /**
- * vmm_frames() - 4 KiB frames in one page of a balloon page size
+ * vmb_frames() - 4 KiB frames in one page of a balloon page size
  * @size: the page size
  *
  * Return: 1 or 512.
  */
-static inline unsigned long vmm_frames(enum vmm_size size)
+static inline unsigned long vmb_frames(enum vmb_page_size size)
 {
-	return size == VMM_2M ? 1UL << VMM_2M_ORDER : 1;
+	return size == VMB_PAGE_2M ? 1UL << VMB_2M_ORDER : 1;
 }
 
 /**
- * vmm_balloon_size() - frames the balloon holds locked with the host
+ * vmb_balloon_size() - frames the balloon holds locked with the host
  * @b: the balloon
  *
  * Return: the size in 4 KiB frames.
  */
-static inline unsigned long vmm_balloon_size(const struct vmm_balloon *b)
+static inline unsigned long vmb_balloon_size(const struct vmb_balloon *b)
 {
-	return READ_ONCE(b->nr_pages[VMM_4K]) +
-	       READ_ONCE(b->nr_pages[VMM_2M]) * vmm_frames(VMM_2M);
+	return READ_ONCE(b->nr_pages[VMB_PAGE_4K]) +
+	       READ_ONCE(b->nr_pages[VMB_PAGE_2M]) * vmb_frames(VMB_PAGE_2M);
 }
 
-const char *vmm_limit_name(enum vmm_limit limit);
+/* Stop moving pages until the period ends (a failure, or the host full). */
+static inline void vmb_fail_period(struct vmb_balloon *b)
+{
+	b->period_failed = true;
+}
 
-int vmm_stats_init(struct vmm_balloon *b);
-void vmm_stats_exit(struct vmm_balloon *b);
+/* ---- pages.c ---------------------------------------------------------- */
+
+/**
+ * enum vmb_deflate_mode - how a deflate treats 2 MiB pages
+ * @VMB_DEFLATE_TO_GOAL: give back exactly the frames asked, splitting a
+ *                       2 MiB page when needed
+ * @VMB_DEFLATE_UNDER_PRESSURE: the guest needs memory now: give back
+ *                              whole 2 MiB pages, rounding up
+ */
+enum vmb_deflate_mode {
+	VMB_DEFLATE_TO_GOAL,
+	VMB_DEFLATE_UNDER_PRESSURE,
+};
+
+void vmb_pages_init(struct vmb_balloon *b);
+unsigned int vmb_pages_per_request(const struct vmb_balloon *b);
+unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
+			     enum vmb_page_size size, unsigned int n);
+unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
+			     enum vmb_page_size size);
+unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
+				enum vmb_deflate_mode mode);
+unsigned long vmb_refused_frames(const struct vmb_balloon *b);
+void vmb_refused_free(struct vmb_balloon *b);
+void vmb_pages_pop(struct vmb_balloon *b);
+
+/* ---- pressure.c ------------------------------------------------------- */
+
+int vmb_pressure_init(struct vmb_balloon *b);
+void vmb_pressure_exit(void);
+
+/* ---- stats.c ---------------------------------------------------------- */
+
+int vmb_stats_init(struct vmb_balloon *b);
+void vmb_stats_exit(void);
 
 #endif /* VMMEMCTL_H */

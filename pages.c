@@ -1,0 +1,557 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmmemctl - the balloon's pages: allocation, the lock/unlock path, refused
+ * pages, 2 MiB split and pop.
+ *
+ * Every lock and unlock goes through vmb_lock_request(): it hands the host
+ * the frames of a list of pages, VMB_BATCH_MAX at a time, and sorts the
+ * pages by the answer into accepted, refused and not answered. Whether the
+ * host was asked with one batched call or one call per page, and with which
+ * command, is backdoor.c's business.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/gfp.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/page-flags.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+
+#include "backdoor.h"
+#include "compat.h"
+#include "vmmemctl.h"
+#include "vmmemctl_trace.h"
+
+/* Pages per request with the basic protocol (one hypercall each). */
+#define VMB_BASIC_CHUNK		64
+
+/*
+ * Inflation never enters direct reclaim, never dips into the emergency
+ * reserves, and never warns. 4 KiB allocations may wake kswapd, so that
+ * page cache is trimmed in the background for the host, and are movable
+ * where the kernel can migrate them; 2 MiB allocations are not movable and
+ * do not wake kswapd, since they fall back to 4 KiB pages anyway.
+ */
+#define VMB_GFP_NOWAIT	(__GFP_NOWARN | __GFP_NOMEMALLOC | __GFP_NORETRY)
+#define VMB_GFP_4K	((VMB_GFP_BALLOON_4K | VMB_GFP_NOWAIT) & \
+			 ~__GFP_DIRECT_RECLAIM)
+#define VMB_GFP_2M	((GFP_HIGHUSER | VMB_GFP_NOWAIT) & \
+			 ~(__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM))
+
+/**
+ * struct vmb_request - pages on their way to or from the host
+ * @op: lock or unlock
+ * @size: the size of every page on the lists
+ * @pages: in: the pages to ask for; out: those the host did not answer for
+ *         because a call failed (see @status)
+ * @accepted: out: pages the host locked or unlocked
+ * @refused: out: pages the host refused, each with its own reason
+ * @nr_accepted: pages on @accepted
+ * @nr_refused: pages on @refused
+ * @host_full: one of the refusals said the host needs no more pages
+ * @status: %VMB_STATUS_SUCCESS, or the status of the call that failed
+ */
+struct vmb_request {
+	enum vmb_op op;
+	enum vmb_page_size size;
+	struct list_head pages;
+	struct list_head accepted;
+	struct list_head refused;
+	unsigned int nr_accepted;
+	unsigned int nr_refused;
+	bool host_full;
+	u32 status;
+};
+
+static void vmb_request_init(struct vmb_request *req, enum vmb_op op,
+			     enum vmb_page_size size)
+{
+	*req = (struct vmb_request){ .op = op, .size = size,
+				     .status = VMB_STATUS_SUCCESS };
+	INIT_LIST_HEAD(&req->pages);
+	INIT_LIST_HEAD(&req->accepted);
+	INIT_LIST_HEAD(&req->refused);
+}
+
+/* The one path to the host for every page the balloon locks or unlocks. */
+static void vmb_lock_request(struct vmb_balloon *b, struct vmb_request *req)
+{
+	struct vmb_host *h = &b->host;
+	struct page *page, *next;
+	unsigned int n, i, done;
+	u32 status;
+
+	while (!list_empty(&req->pages)) {
+		n = 0;
+		list_for_each_entry(page, &req->pages, lru) {
+			vmb_host_set_page(h, n, page_to_pfn(page));
+			if (++n == VMB_BATCH_MAX)
+				break;
+		}
+		req->status = vmb_host_lock_op(h, req->op, req->size, n, &done);
+		i = 0;
+		list_for_each_entry_safe(page, next, &req->pages, lru) {
+			if (i == done)
+				break;
+			status = vmb_host_page_status(h, i++);
+			if (status == VMB_STATUS_SUCCESS) {
+				list_move_tail(&page->lru, &req->accepted);
+				req->nr_accepted++;
+				continue;
+			}
+			list_move_tail(&page->lru, &req->refused);
+			req->nr_refused++;
+			if (vmb_status_host_full(status))
+				req->host_full = true;
+		}
+		if (req->status != VMB_STATUS_SUCCESS)
+			break;
+	}
+}
+
+/**
+ * vmb_pages_per_request() - pages one step of the work item moves at most
+ * @b: the balloon
+ *
+ * Return: a batch page's worth when batched, fewer with one call per page.
+ */
+unsigned int vmb_pages_per_request(const struct vmb_balloon *b)
+{
+	return vmb_host_batched(&b->host) ? VMB_BATCH_MAX : VMB_BASIC_CHUNK;
+}
+
+static unsigned int vmb_order(enum vmb_page_size size)
+{
+	return size == VMB_PAGE_2M ? VMB_2M_ORDER : 0;
+}
+
+/* Mark a ballooned page so that kdump and hibernation skip its frames. */
+static void vmb_set_offline(struct page *page, enum vmb_page_size size)
+{
+	unsigned long i;
+
+	for (i = 0; i < vmb_frames(size); i++)
+		__SetPageOffline(page + i);
+}
+
+static void vmb_clear_offline(struct page *page, enum vmb_page_size size)
+{
+	unsigned long i;
+
+	for (i = 0; i < vmb_frames(size); i++)
+		__ClearPageOffline(page + i);
+}
+
+/**
+ * vmb_pages_alloc() - allocate pages to inflate with
+ * @b: the balloon
+ * @list: where the pages go, linked through page->lru
+ * @size: page size
+ * @n: pages wanted
+ *
+ * Stops at the first failure: the allocator has nothing more to give
+ * without reclaim.
+ *
+ * Return: pages allocated.
+ */
+unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
+			     enum vmb_page_size size, unsigned int n)
+{
+	gfp_t gfp = size == VMB_PAGE_2M ? VMB_GFP_2M : VMB_GFP_4K;
+	struct page *page;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		page = alloc_pages(gfp, vmb_order(size));
+		if (!page) {
+			b->stat[size].alloc_fail++;
+			break;
+		}
+		b->stat[size].alloc++;
+		list_add_tail(&page->lru, list);
+	}
+	return i;
+}
+
+static void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
+			  enum vmb_page_size size)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, list, lru) {
+		list_del(&page->lru);
+		__free_pages(page, vmb_order(size));
+		b->stat[size].free++;
+	}
+}
+
+/*
+ * Pages the host now holds become part of the balloon: 4 KiB pages on the
+ * balloon core's list (which marks and counts them), 2 MiB pages on ours.
+ */
+static void vmb_balloon_insert(struct vmb_balloon *b, struct list_head *list,
+			       enum vmb_page_size size, unsigned int n)
+{
+	struct page *page;
+
+	if (size == VMB_PAGE_4K) {
+		vmb_core_enqueue(&b->core, list);
+	} else {
+		list_for_each_entry(page, list, lru)
+			vmb_set_offline(page, size);
+		list_splice_init(list, &b->huge_pages);
+		vmm_account_balloon(n * vmb_frames(size));
+	}
+	b->nr_pages[size] += n;
+}
+
+/*
+ * Take up to @n ballooned pages off the balloon's list (still locked with
+ * the host). 4 KiB pages leave the balloon core here (which unmarks and
+ * counts them); a page isolated for migration cannot be taken.
+ */
+static unsigned int vmb_balloon_take(struct vmb_balloon *b,
+				     struct list_head *list,
+				     enum vmb_page_size size, unsigned int n)
+{
+	struct page *page;
+	unsigned int i;
+
+	if (size == VMB_PAGE_4K) {
+		i = vmb_core_dequeue(&b->core, list, n);
+	} else {
+		for (i = 0; i < n; i++) {
+			page = list_first_entry_or_null(&b->huge_pages,
+							struct page, lru);
+			if (!page)
+				break;
+			list_move_tail(&page->lru, list);
+		}
+	}
+	b->nr_pages[size] -= i;
+	return i;
+}
+
+/*
+ * Put back pages that are still locked. 2 MiB pages go to the tail, so
+ * they come last; 4 KiB pages re-enter the balloon core, which counts
+ * them as inflated again (it counted them deflated when taken).
+ */
+static void vmb_balloon_put_back(struct vmb_balloon *b, struct list_head *list,
+				 enum vmb_page_size size, unsigned int n)
+{
+	if (size == VMB_PAGE_4K)
+		vmb_core_enqueue(&b->core, list);
+	else
+		list_splice_tail_init(list, &b->huge_pages);
+	b->nr_pages[size] += n;
+}
+
+/* Taken pages the host no longer holds leave the balloon. */
+static void vmb_balloon_remove(struct list_head *list,
+			       enum vmb_page_size size, unsigned int n)
+{
+	struct page *page;
+
+	if (size == VMB_PAGE_4K)
+		return;		/* the balloon core did it when they were taken */
+	list_for_each_entry(page, list, lru)
+		vmb_clear_offline(page, size);
+	vmm_account_balloon(-(long)(n * vmb_frames(size)));
+}
+
+/**
+ * vmb_pages_lock() - lock freshly allocated pages with the host
+ * @b: the balloon
+ * @list: the pages; empty on return
+ * @size: their size
+ *
+ * Locked pages join the balloon. Refused ones are held on the refused
+ * list; too many refusals, or the host saying it needs no more, end the
+ * period. When a call fails, the pages it did not answer for are freed and
+ * the period ends.
+ *
+ * Return: pages locked.
+ */
+unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
+			     enum vmb_page_size size)
+{
+	struct vmb_request req;
+
+	vmb_request_init(&req, VMB_OP_LOCK, size);
+	list_splice_init(list, &req.pages);
+	vmb_lock_request(b, &req);
+
+	vmb_balloon_insert(b, &req.accepted, size, req.nr_accepted);
+
+	if (req.nr_refused) {
+		list_splice(&req.refused, &b->refused[size]);
+		b->nr_refused[size] += req.nr_refused;
+		b->stat[size].refused += req.nr_refused;
+		b->period_refused += req.nr_refused;
+		if (req.host_full ||
+		    b->period_refused >= READ_ONCE(vmb_params.refused_max))
+			vmb_fail_period(b);
+	}
+
+	if (req.status != VMB_STATUS_SUCCESS) {
+		vmb_fail_period(b);
+		vmb_free_list(b, &req.pages, size);
+	}
+	return req.nr_accepted;
+}
+
+/*
+ * Unlock up to @n ballooned pages of @size. Pages the host let go are left
+ * on @req->accepted, out of the balloon but still allocated; the others
+ * stay ballooned. Anything short of all @n (when there were @n) ends the
+ * period.
+ */
+static void vmb_pages_unlock(struct vmb_balloon *b, struct vmb_request *req,
+			     enum vmb_page_size size, unsigned int n)
+{
+	unsigned int taken;
+
+	vmb_request_init(req, VMB_OP_UNLOCK, size);
+	taken = vmb_balloon_take(b, &req->pages, size, n);
+	if (!taken)
+		return;
+	vmb_lock_request(b, req);
+
+	vmb_balloon_remove(&req->accepted, size, req->nr_accepted);
+	b->stat[size].unlock_fail += req->nr_refused;
+	vmb_balloon_put_back(b, &req->refused, size, req->nr_refused);
+	vmb_balloon_put_back(b, &req->pages, size,
+			     taken - req->nr_accepted - req->nr_refused);
+	if (req->nr_accepted < taken)
+		vmb_fail_period(b);
+}
+
+/* Unlock and free up to @n pages. Return: pages freed. */
+static unsigned int vmb_pages_unlock_free(struct vmb_balloon *b,
+					  enum vmb_page_size size,
+					  unsigned int n)
+{
+	struct vmb_request req;
+
+	vmb_pages_unlock(b, &req, size, n);
+	vmb_free_list(b, &req.accepted, size);
+	return req.nr_accepted;
+}
+
+/*
+ * Shrink the balloon by less than a 2 MiB page when it holds no 4 KiB
+ * pages: unlock one 2 MiB page, free @frames of it, and lock the rest
+ * again as 4 KiB pages.
+ *
+ * Return: frames freed.
+ */
+static unsigned long vmb_split_huge(struct vmb_balloon *b,
+				    unsigned long frames)
+{
+	struct vmb_request req;
+	struct page *page;
+	unsigned long i;
+	LIST_HEAD(rest);
+
+	vmb_pages_unlock(b, &req, VMB_PAGE_2M, 1);
+	page = list_first_entry_or_null(&req.accepted, struct page, lru);
+	if (!page)
+		return 0;
+	list_del(&page->lru);
+
+	b->stat[VMB_PAGE_2M].free++;
+	split_page(page, VMB_2M_ORDER);
+	b->stat[VMB_PAGE_4K].alloc += vmb_frames(VMB_PAGE_2M);
+	for (i = 0; i < vmb_frames(VMB_PAGE_2M); i++) {
+		if (i < frames) {
+			__free_page(page + i);
+			b->stat[VMB_PAGE_4K].free++;
+		} else {
+			list_add_tail(&page[i].lru, &rest);
+		}
+	}
+	vmb_pages_lock(b, &rest, VMB_PAGE_4K);
+	return frames;
+}
+
+/**
+ * vmb_pages_deflate() - give back up to @frames frames in one step
+ * @b: the balloon
+ * @frames: 4 KiB frames wanted back
+ * @mode: whether 2 MiB pages may be split or go whole
+ *
+ * Return: frames freed.
+ */
+unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
+				enum vmb_deflate_mode mode)
+{
+	unsigned long huge = vmb_frames(VMB_PAGE_2M);
+
+	if (!frames)
+		return 0;
+	if (b->nr_pages[VMB_PAGE_2M] &&
+	    (frames >= huge || mode == VMB_DEFLATE_UNDER_PRESSURE ||
+	     !b->nr_pages[VMB_PAGE_4K])) {
+		if (mode == VMB_DEFLATE_UNDER_PRESSURE)
+			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
+						     DIV_ROUND_UP(frames, huge)) *
+			       huge;
+		if (frames >= huge)
+			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
+						     frames / huge) * huge;
+		if (vmb_host_huge(&b->host))
+			return vmb_split_huge(b, frames);
+	}
+	return vmb_pages_unlock_free(b, VMB_PAGE_4K,
+				     min_t(unsigned long, frames,
+					   vmb_pages_per_request(b)));
+}
+
+/**
+ * vmb_refused_frames() - frames held on the refused lists
+ * @b: the balloon
+ *
+ * Return: 4 KiB frames.
+ */
+unsigned long vmb_refused_frames(const struct vmb_balloon *b)
+{
+	return b->nr_refused[VMB_PAGE_4K] +
+	       b->nr_refused[VMB_PAGE_2M] * vmb_frames(VMB_PAGE_2M);
+}
+
+/**
+ * vmb_refused_free() - give the refused pages back to the allocator
+ * @b: the balloon
+ */
+void vmb_refused_free(struct vmb_balloon *b)
+{
+	enum vmb_page_size size;
+
+	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {
+		vmb_free_list(b, &b->refused[size], size);
+		b->nr_refused[size] = 0;
+	}
+}
+
+/* Free every page of @size on the balloon's list, without unlocking. */
+static void vmb_balloon_drain(struct vmb_balloon *b, enum vmb_page_size size)
+{
+	unsigned int n;
+	LIST_HEAD(list);
+
+	while ((n = vmb_balloon_take(b, &list, size, VMB_BATCH_MAX))) {
+		vmb_balloon_remove(&list, size, n);
+		vmb_free_list(b, &list, size);
+		cond_resched();
+	}
+}
+
+/**
+ * vmb_pages_pop() - free every page without unlocking it
+ * @b: the balloon, locked
+ *
+ * For when the host has forgotten the balloon (RESET) or is told to (START
+ * without capabilities). The caller has made migration refuse (session
+ * needing a reset, or the balloon not running): pages isolated for
+ * migration come back to the list, and this waits for them, dropping the
+ * lock meanwhile. Nothing of the balloon is left, so after an unload no
+ * page can call back into the module.
+ */
+void vmb_pages_pop(struct vmb_balloon *b)
+{
+	unsigned long popped = vmb_balloon_size(b), waited = 0;
+
+	vmb_balloon_drain(b, VMB_PAGE_2M);
+	vmb_balloon_drain(b, VMB_PAGE_4K);
+	while (b->nr_pages[VMB_PAGE_4K]) {
+		/* Never give up: a page left behind would call back. */
+		if (++waited == 10 * HZ)
+			pr_warn("%lu ballooned pages still held by page migration; waiting\n",
+				b->nr_pages[VMB_PAGE_4K]);
+		mutex_unlock(&b->lock);
+		schedule_timeout_uninterruptible(1);
+		mutex_lock(&b->lock);
+		vmb_balloon_drain(b, VMB_PAGE_4K);
+	}
+	vmb_refused_free(b);
+	if (popped)
+		trace_vmmemctl_reset(popped);
+}
+
+#ifdef VMB_MOVABLE_PAGES
+/*
+ * Lock or unlock one page that the migration core holds (its lru is the
+ * core's, so it cannot go through a request's lists).
+ */
+static u32 vmb_lock_one(struct vmb_balloon *b, enum vmb_op op,
+			struct page *page)
+{
+	struct vmb_host *h = &b->host;
+	unsigned int done;
+	u32 status;
+
+	vmb_host_set_page(h, 0, page_to_pfn(page));
+	status = vmb_host_lock_op(h, op, VMB_PAGE_4K, 1, &done);
+	return done ? vmb_host_page_status(h, 0) : status;
+}
+
+/*
+ * The kernel moves a ballooned 4 KiB page: the host gives back @page's
+ * frame and takes @newpage's. Unlock first: a host asked to lock first
+ * may answer that it needs no more pages.
+ */
+static int vmb_migratepage(struct balloon_dev_info *info,
+			   struct page *newpage, struct page *page,
+			   enum migrate_mode mode)
+{
+	struct vmb_balloon *b = container_of(info, struct vmb_balloon, core);
+	bool new_locked;
+	int ret;
+
+	/* Never wait for the work item: it may be allocating. */
+	if (!mutex_trylock(&b->lock))
+		return -EAGAIN;
+	/* A reset or an unload is emptying the balloon: let it have @page. */
+	if (!b->running || b->host.reset_required ||
+	    !vmb_host_can_lock(&b->host)) {
+		ret = -EAGAIN;
+		goto out;
+	}
+
+	if (vmb_lock_one(b, VMB_OP_UNLOCK, page) != VMB_STATUS_SUCCESS) {
+		/* Still locked (or the host reset): it stays ballooned. */
+		b->migrate_fails++;
+		ret = -EBUSY;
+		goto out;
+	}
+	new_locked = vmb_lock_one(b, VMB_OP_LOCK, newpage) ==
+		     VMB_STATUS_SUCCESS;
+	if (new_locked) {
+		b->migrations++;
+	} else {
+		/* The balloon shrank by @page; the kernel frees @newpage. */
+		b->migrate_fails++;
+		b->nr_pages[VMB_PAGE_4K]--;
+		b->stat[VMB_PAGE_4K].free++;
+	}
+	ret = vmb_core_migrated(info, newpage, page, new_locked);
+out:
+	mutex_unlock(&b->lock);
+	return ret;
+}
+#else
+#define vmb_migratepage NULL
+#endif
+
+/**
+ * vmb_pages_init() - set up the balloon's lists
+ * @b: the balloon
+ */
+void vmb_pages_init(struct vmb_balloon *b)
+{
+	if (!vmb_core_init(&b->core, vmb_migratepage))
+		pr_info("this kernel cannot migrate balloon pages: ballooned memory stays unmovable\n");
+}

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmmemctl - module parameters.
+ *
+ * Every parameter is writable at run time and validated: a bad value is
+ * refused with -EINVAL, the old value kept, and the reason logged. Setters
+ * take no lock; the work item reads each value once per use.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+
+#include "vmmemctl.h"
+
+/* Largest rate an admin may set, in 4 KiB pages per second (16 GiB/s). */
+#define VMB_RATE_LIMIT		4194304U
+
+struct vmb_params vmb_params = {
+	.inflate_rate		= { .min = 512,
+				    .max = VMB_INFLATE_RATE_MAX_DEFAULT },
+	.deflate_rate		= { .min = 512,
+				    .max = VMB_DEFLATE_RATE_MAX_DEFAULT },
+	.refused_max		= 16,
+	.pressure_holdoff	= 10,
+	.max_size_percent	= 100,
+	.max_size_is_percent	= true,
+	.batching		= true,
+	.huge_pages		= true,
+	.enabled		= true,
+	.pressure_release	= true,
+};
+
+/**
+ * vmb_floor_pages() - available memory the balloon never takes
+ * @ram: the guest's RAM in 4 KiB pages
+ *
+ * Return: min_free_mb, or RAM/32 within 8-512 MiB when that is 0.
+ */
+unsigned long vmb_floor_pages(unsigned long ram)
+{
+	unsigned long mb = READ_ONCE(vmb_params.min_free_mb);
+
+	if (mb)
+		return mb << (20 - PAGE_SHIFT);
+	return clamp(ram / 32, 8UL << (20 - PAGE_SHIFT),
+		     512UL << (20 - PAGE_SHIFT));
+}
+
+/**
+ * vmb_max_size_pages() - the admin's cap on the balloon
+ * @ram: the guest's RAM in 4 KiB pages
+ *
+ * Return: max_size in 4 KiB pages.
+ */
+unsigned long vmb_max_size_pages(unsigned long ram)
+{
+	if (READ_ONCE(vmb_params.max_size_is_percent))
+		return ram / 100 * READ_ONCE(vmb_params.max_size_percent);
+	return READ_ONCE(vmb_params.max_size_pages);
+}
+
+static int vmb_parse_uint(const char *val, unsigned int lo, unsigned int hi,
+			  const char *name, const char *unit,
+			  unsigned int *out)
+{
+	unsigned int v;
+
+	if (kstrtouint(val, 0, &v) || v < lo || v > hi) {
+		pr_err("%s: expects %s from %u to %u; value unchanged\n",
+		       name, unit, lo, hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- Rates: each bound is checked against the other ------------------- */
+
+static int vmb_set_rate_min(const char *val, const struct kernel_param *kp)
+{
+	struct vmb_rate_bounds *r = container_of((unsigned int *)kp->arg,
+						 struct vmb_rate_bounds, min);
+	unsigned int v;
+	int ret;
+
+	ret = vmb_parse_uint(val, 1, VMB_RATE_LIMIT, kp->name,
+			     "pages per second", &v);
+	if (ret)
+		return ret;
+	if (v > READ_ONCE(r->max)) {
+		pr_err("%s: %u is above the maximum (%u); value unchanged\n",
+		       kp->name, v, READ_ONCE(r->max));
+		return -EINVAL;
+	}
+	WRITE_ONCE(r->min, v);
+	return 0;
+}
+
+static int vmb_set_rate_max(const char *val, const struct kernel_param *kp)
+{
+	struct vmb_rate_bounds *r = container_of((unsigned int *)kp->arg,
+						 struct vmb_rate_bounds, max);
+	unsigned int v;
+	int ret;
+
+	ret = vmb_parse_uint(val, 1, VMB_RATE_LIMIT, kp->name,
+			     "pages per second", &v);
+	if (ret)
+		return ret;
+	if (v < READ_ONCE(r->min)) {
+		pr_err("%s: %u is below the minimum (%u); value unchanged\n",
+		       kp->name, v, READ_ONCE(r->min));
+		return -EINVAL;
+	}
+	WRITE_ONCE(r->max, v);
+	return 0;
+}
+
+static const struct kernel_param_ops vmb_rate_min_ops = {
+	.set = vmb_set_rate_min,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops vmb_rate_max_ops = {
+	.set = vmb_set_rate_max,
+	.get = param_get_uint,
+};
+
+module_param_cb(inflate_rate_min, &vmb_rate_min_ops,
+		&vmb_params.inflate_rate.min, 0644);
+MODULE_PARM_DESC(inflate_rate_min,
+		 "Slowest inflate rate, 4 KiB pages per second (1-4194304, default 512)");
+module_param_cb(inflate_rate_max, &vmb_rate_max_ops,
+		&vmb_params.inflate_rate.max, 0644);
+MODULE_PARM_DESC(inflate_rate_max,
+		 "Fastest inflate rate, 4 KiB pages per second (1-4194304, default 65536)");
+module_param_cb(deflate_rate_min, &vmb_rate_min_ops,
+		&vmb_params.deflate_rate.min, 0644);
+MODULE_PARM_DESC(deflate_rate_min,
+		 "Slowest deflate rate, 4 KiB pages per second (1-4194304, default 512)");
+module_param_cb(deflate_rate_max, &vmb_rate_max_ops,
+		&vmb_params.deflate_rate.max, 0644);
+MODULE_PARM_DESC(deflate_rate_max,
+		 "Fastest deflate rate, 4 KiB pages per second (1-4194304, default 131072)");
+
+/* ---- Whole numbers within bounds -------------------------------------- */
+
+struct vmb_uint_param {
+	unsigned int *val;
+	unsigned int lo;
+	unsigned int hi;
+	const char *unit;
+};
+
+static int vmb_set_uint(const char *val, const struct kernel_param *kp)
+{
+	const struct vmb_uint_param *p = kp->arg;
+	unsigned int v;
+	int ret;
+
+	ret = vmb_parse_uint(val, p->lo, p->hi, kp->name, p->unit, &v);
+	if (!ret)
+		WRITE_ONCE(*p->val, v);
+	return ret;
+}
+
+static int vmb_get_uint(char *buf, const struct kernel_param *kp)
+{
+	const struct vmb_uint_param *p = kp->arg;
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(*p->val));
+}
+
+static const struct kernel_param_ops vmb_uint_ops = {
+	.set = vmb_set_uint,
+	.get = vmb_get_uint,
+};
+
+static const struct vmb_uint_param vmb_refused_max_param = {
+	&vmb_params.refused_max, 1, 4096, "a count of pages"
+};
+module_param_cb(refused_max, &vmb_uint_ops, (void *)&vmb_refused_max_param,
+		0644);
+MODULE_PARM_DESC(refused_max,
+		 "Refused pages after which inflation pauses until the next second (1-4096, default 16)");
+
+static const struct vmb_uint_param vmb_holdoff_param = {
+	&vmb_params.pressure_holdoff, 0, 3600, "seconds"
+};
+module_param_cb(pressure_holdoff, &vmb_uint_ops, (void *)&vmb_holdoff_param,
+		0644);
+MODULE_PARM_DESC(pressure_holdoff,
+		 "Seconds without inflation after memory was given back under pressure (0-3600, default 10)");
+
+static const struct vmb_uint_param vmb_min_free_param = {
+	&vmb_params.min_free_mb, 0, 1U << 30, "MiB (0 for automatic)"
+};
+module_param_cb(min_free_mb, &vmb_uint_ops, (void *)&vmb_min_free_param,
+		0644);
+MODULE_PARM_DESC(min_free_mb,
+		 "Available memory (MiB) the balloon never takes; 0 = automatic, RAM/32 within 8-512 MiB (default 0)");
+
+/* ---- max_size: 4 KiB pages, or a percentage of RAM ("25%") ------------ */
+
+static int vmb_set_max_size(const char *val, const struct kernel_param *kp)
+{
+	char buf[24];
+	size_t len;
+	unsigned long v;
+
+	strscpy(buf, val, sizeof(buf));
+	len = strlen(strim(buf));
+	if (len && buf[len - 1] == '%') {
+		buf[len - 1] = '\0';
+		if (kstrtoul(buf, 10, &v) || v > 100)
+			goto bad;
+		WRITE_ONCE(vmb_params.max_size_percent, v);
+		WRITE_ONCE(vmb_params.max_size_is_percent, true);
+		return 0;
+	}
+	if (kstrtoul(buf, 0, &v))
+		goto bad;
+	WRITE_ONCE(vmb_params.max_size_pages, v);
+	WRITE_ONCE(vmb_params.max_size_is_percent, false);
+	return 0;
+bad:
+	pr_err("%s: expects 4 KiB pages or a percentage of RAM (0%%-100%%); value unchanged\n",
+	       kp->name);
+	return -EINVAL;
+}
+
+static int vmb_get_max_size(char *buf, const struct kernel_param *kp)
+{
+	if (READ_ONCE(vmb_params.max_size_is_percent))
+		return sysfs_emit(buf, "%u%%\n",
+				  READ_ONCE(vmb_params.max_size_percent));
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(vmb_params.max_size_pages));
+}
+
+static const struct kernel_param_ops vmb_max_size_ops = {
+	.set = vmb_set_max_size,
+	.get = vmb_get_max_size,
+};
+
+module_param_cb(max_size, &vmb_max_size_ops, NULL, 0644);
+MODULE_PARM_DESC(max_size,
+		 "Largest balloon: 4 KiB pages, or a percentage of RAM such as 25% (default 100%)");
+
+/* ---- Switches --------------------------------------------------------- */
+
+static int vmb_set_bool(const char *val, const struct kernel_param *kp)
+{
+	int ret = param_set_bool(val, kp);
+
+	if (ret)
+		pr_err("%s: expects y or n; value unchanged\n", kp->name);
+	return ret;
+}
+
+/* What the driver offers the host: a change restarts the session. */
+static int vmb_set_protocol_switch(const char *val,
+				   const struct kernel_param *kp)
+{
+	bool old = *(bool *)kp->arg;
+	int ret;
+
+	ret = vmb_set_bool(val, kp);
+	if (!ret && old != *(bool *)kp->arg)
+		WRITE_ONCE(vmb_params.protocol_changed, true);
+	return ret;
+}
+
+static const struct kernel_param_ops vmb_protocol_switch_ops = {
+	.set = vmb_set_protocol_switch,
+	.get = param_get_bool,
+};
+
+static const struct kernel_param_ops vmb_bool_ops = {
+	.set = vmb_set_bool,
+	.get = param_get_bool,
+};
+
+module_param_cb(batching, &vmb_protocol_switch_ops, &vmb_params.batching,
+		0644);
+MODULE_PARM_DESC(batching,
+		 "Use batched lock/unlock when the host offers it (default y); a change restarts the session");
+module_param_cb(huge_pages, &vmb_protocol_switch_ops, &vmb_params.huge_pages,
+		0644);
+MODULE_PARM_DESC(huge_pages,
+		 "Balloon 2 MiB pages when the host offers them (default y); a change restarts the session");
+module_param_cb(enabled, &vmb_bool_ops, &vmb_params.enabled, 0644);
+MODULE_PARM_DESC(enabled,
+		 "Follow the host's target (default y); n deflates the balloon to zero and keeps it there");
+module_param_cb(pressure_release, &vmb_bool_ops,
+		&vmb_params.pressure_release, 0644);
+MODULE_PARM_DESC(pressure_release,
+		 "Give memory back when the guest runs short, and before an OOM kill (default y)");

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmmemctl - memory pressure: a shrinker and an OOM notifier give ballooned
+ * memory back when the guest runs short, and inflation holds off for
+ * pressure_holdoff seconds afterwards (read by the goal in balloon_core.c).
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/notifier.h>
+#include <linux/oom.h>
+#include <linux/shrinker.h>
+
+#include "compat.h"
+#include "vmmemctl.h"
+#include "vmmemctl_trace.h"
+
+/* Frames given back per OOM notification. */
+#define VMB_OOM_FRAMES		1024
+
+static struct vmb_balloon *vmb_pressure_balloon;
+static struct shrinker *vmb_shrinker;
+
+/*
+ * Give back up to @frames frames now, ignoring the rates, and hold off
+ * inflation. Return: frames freed.
+ */
+static unsigned long vmb_release_under_pressure(struct vmb_balloon *b,
+						unsigned long frames)
+{
+	bool failed = b->period_failed;
+	unsigned long freed, step;
+
+	/* Refused pages are not locked: they go first, without a hypercall. */
+	freed = vmb_refused_frames(b);
+	vmb_refused_free(b);
+
+	while (!b->host.reset_required && vmb_host_can_lock(&b->host) &&
+	       freed < frames && vmb_balloon_size(b)) {
+		step = vmb_pages_deflate(b, frames - freed,
+					 VMB_DEFLATE_UNDER_PRESSURE);
+		if (!step)
+			break;
+		freed += step;
+	}
+	/* A refusal here must not stall the work item's period. */
+	b->period_failed = failed;
+	if (freed) {
+		b->holdoff_until = jiffies +
+			READ_ONCE(vmb_params.pressure_holdoff) * HZ;
+		trace_vmmemctl_pressure(freed, vmb_balloon_size(b));
+	}
+	return freed;
+}
+
+static unsigned long vmb_shrink_count(struct shrinker *s,
+				      struct shrink_control *sc)
+{
+	struct vmb_balloon *b = vmb_pressure_balloon;
+	long avail;
+
+	if (!READ_ONCE(vmb_params.pressure_release) || !READ_ONCE(b->running))
+		return 0;
+	/*
+	 * Only when the guest is short: inflation stops at the same floor, so
+	 * the reclaim that ordinary page cache churn causes does not deflate
+	 * the balloon (Documentation/design.rst, Memory pressure).
+	 */
+	avail = si_mem_available();
+	if (avail > 0 && avail >= vmb_floor_pages(totalram_pages()))
+		return 0;
+	return vmb_balloon_size(b);
+}
+
+static unsigned long vmb_shrink_scan(struct shrinker *s,
+				     struct shrink_control *sc)
+{
+	struct vmb_balloon *b = vmb_pressure_balloon;
+	unsigned long freed;
+
+	/* Never wait here: the work item may hold the lock. */
+	if (!mutex_trylock(&b->lock))
+		return SHRINK_STOP;
+	freed = vmb_release_under_pressure(b, sc->nr_to_scan);
+	if (freed) {
+		b->shrink_calls++;
+		b->shrink_frames += freed;
+	}
+	mutex_unlock(&b->lock);
+	return freed ? freed : SHRINK_STOP;
+}
+
+static int vmb_oom_notify(struct notifier_block *nb, unsigned long unused,
+			  void *parm)
+{
+	struct vmb_balloon *b = vmb_pressure_balloon;
+	unsigned long *total = parm, freed = 0, held;
+
+	held = vmb_balloon_size(b);
+	/*
+	 * Waiting is safe: whoever holds the lock never allocates with
+	 * direct reclaim, so it cannot be waiting for this OOM to end.
+	 */
+	mutex_lock(&b->lock);
+	b->oom_calls++;
+	if (READ_ONCE(vmb_params.pressure_release) && b->running) {
+		freed = vmb_release_under_pressure(b, VMB_OOM_FRAMES);
+		b->oom_frames += freed;
+	}
+	mutex_unlock(&b->lock);
+	*total += freed;
+
+	pr_info_ratelimited("out of memory: balloon held %lu MiB, gave back %lu MiB\n",
+			    held >> (20 - PAGE_SHIFT),
+			    freed >> (20 - PAGE_SHIFT));
+	return NOTIFY_OK;
+}
+
+static struct notifier_block vmb_oom_nb = {
+	.notifier_call = vmb_oom_notify,
+};
+
+/**
+ * vmb_pressure_init() - register the shrinker and the OOM notifier
+ * @b: the balloon they give memory back from
+ *
+ * Return: 0 or a negative errno.
+ */
+int vmb_pressure_init(struct vmb_balloon *b)
+{
+	int ret;
+
+	vmb_pressure_balloon = b;
+	vmb_shrinker = vmm_shrinker_create(vmb_shrink_count, vmb_shrink_scan,
+					   DEFAULT_SEEKS);
+	if (!vmb_shrinker)
+		return -ENOMEM;
+	ret = register_oom_notifier(&vmb_oom_nb);
+	if (ret)
+		vmm_shrinker_destroy(vmb_shrinker);
+	return ret;
+}
+
+/**
+ * vmb_pressure_exit() - unregister what vmb_pressure_init() registered
+ */
+void vmb_pressure_exit(void)
+{
+	unregister_oom_notifier(&vmb_oom_nb);
+	vmm_shrinker_destroy(vmb_shrinker);
+}
