@@ -55,21 +55,28 @@ static unsigned long vmb_release_under_pressure(struct vmb_balloon *b,
 	return freed;
 }
 
+/*
+ * How far available memory is below the floor, in frames: 0 when the guest
+ * is not short. Inflation stops at the same floor, so the reclaim that
+ * ordinary page cache churn causes does not deflate the balloon
+ * (Documentation/design.rst, Memory pressure).
+ */
+static unsigned long vmb_shortfall(void)
+{
+	long avail = max_t(long, si_mem_available(), 0);
+	unsigned long floor = vmb_floor_pages(totalram_pages());
+
+	return avail < floor ? floor - avail : 0;
+}
+
 static unsigned long vmb_shrink_count(struct shrinker *s,
 				      struct shrink_control *sc)
 {
 	struct vmb_balloon *b = vmb_pressure_balloon;
-	long avail;
 
 	if (!READ_ONCE(vmb_params.pressure_release) || !READ_ONCE(b->running))
 		return 0;
-	/*
-	 * Only when the guest is short: inflation stops at the same floor, so
-	 * the reclaim that ordinary page cache churn causes does not deflate
-	 * the balloon (Documentation/design.rst, Memory pressure).
-	 */
-	avail = si_mem_available();
-	if (avail > 0 && avail >= vmb_floor_pages(totalram_pages()))
+	if (!vmb_shortfall())
 		return 0;
 	return vmb_balloon_size(b);
 }
@@ -78,12 +85,21 @@ static unsigned long vmb_shrink_scan(struct shrinker *s,
 				     struct shrink_control *sc)
 {
 	struct vmb_balloon *b = vmb_pressure_balloon;
-	unsigned long freed;
+	unsigned long freed, short_by;
 
+	/*
+	 * The core keeps scanning in batches what count promised, without
+	 * asking again: stop as soon as the guest is no longer short, and give
+	 * no more than it is short by (kswapd on another CPU may have freed
+	 * memory meanwhile), so the balloon is not drained by one reclaim pass.
+	 */
+	short_by = vmb_shortfall();
+	if (!short_by)
+		return SHRINK_STOP;
 	/* Never wait here: the work item may hold the lock. */
 	if (!mutex_trylock(&b->lock))
 		return SHRINK_STOP;
-	freed = vmb_release_under_pressure(b, sc->nr_to_scan);
+	freed = vmb_release_under_pressure(b, min(sc->nr_to_scan, short_by));
 	if (freed) {
 		b->shrink_calls++;
 		b->shrink_frames += freed;

@@ -56,6 +56,13 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 	unsigned int i;
 	char name[32];
 
+	/*
+	 * One consistent snapshot: the work item holds the lock while a batch
+	 * is between the allocator and the balloon's list, so without it the
+	 * page counts would not add up while the balloon moves.
+	 */
+	if (mutex_lock_interruptible(&b->lock))
+		return -EINTR;
 	seq_printf(f, "%-22s: %16s\n", "version", VMMEMCTL_VERSION);
 	seq_printf(f, "%-22s: %#16x\n", "balloon capabilities",
 		   READ_ONCE(h->offered));
@@ -118,6 +125,7 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 		snprintf(name, sizeof(name), "free (%s)", sz);
 		vmb_show_ul(f, name, READ_ONCE(s->free));
 	}
+	mutex_unlock(&b->lock);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vmb_stats);
