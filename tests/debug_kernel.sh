@@ -13,7 +13,8 @@
 #       done            written last; its presence makes a later run skip the build
 #       build.log
 # and installed as a kernel of the rig, $CACHE/kernels/6.1-debug/ (the layout of
-# tests/setup.sh: kver, vmlinuz, vmlinux, modules/*.kmod, root, kdir) plus
+# tests/setup.sh: kver, vmlinuz, modules/*.kmod, root, kdir; no vmlinux, see
+# below) plus
 # `cmdline` (extra boot arguments) and `slowdown` (a factor for the rig's boot
 # and wait timeouts). $CACHE is VMMEMCTL_CACHE or <repo>/.cache.
 #
@@ -26,7 +27,8 @@ DKC=${VMMEMCTL_DEBUG_KERNEL_CACHE:-/var/cache/vmmemctl/debug-kernel}
 FRAG="$REPO/tests/debug_kernel.config"
 ID=6.1-debug
 OUT="$CACHE/kernels/$ID"
-JOBS=${DEBUG_KERNEL_JOBS:-$(nproc)}
+# Niced, so more jobs than CPUs only take what other work leaves idle.
+JOBS=${DEBUG_KERNEL_JOBS:-$(( $(nproc) * 3 ))}
 export DEBIAN_FRONTEND=noninteractive
 T0=$(date +%s)
 
@@ -149,13 +151,17 @@ L="$B/linux"
 for f in arch/x86/boot/bzImage vmlinux drivers/misc/vmw_balloon.ko drivers/misc/vmw_vmci/vmw_vmci.ko; do
     [ -s "$L/$f" ] || die "$L/$f missing: remove $B and run again"
 done
-if [ "$(cat "$OUT/kver" 2>/dev/null)" != "$KVER" ] || [ "$(readlink "$OUT/vmlinux" 2>/dev/null)" != "$L/vmlinux" ]; then
+if [ "$(cat "$OUT/kver" 2>/dev/null)" != "$KVER" ] || [ "$(cat "$OUT/kdir" 2>/dev/null)" != "$L" ] ||
+   ! cmp -s "$L/arch/x86/boot/bzImage" "$OUT/vmlinuz"; then
     rm -rf "$OUT"
     mkdir -p "$OUT/modules"
     cp "$L/arch/x86/boot/bzImage" "$OUT/vmlinuz"
-    ln -s "$L/vmlinux" "$OUT/vmlinux"       # big: not copied
-    readelf -n "$L/vmlinux" | grep -q '0x00000012' ||
-        die "$L/vmlinux has no PVH note (CONFIG_PVH)"
+    # No vmlinux for the rig: QEMU's PVH entry into this kernel triple-faults.
+    # The PVH path (xen_prepare_pvh() and the memset/memcmp it calls) runs
+    # KASAN-instrumented C code before KASAN's shadow is mapped; the bzImage's
+    # own entry sets the shadow up first. The rig boots the bzImage (about
+    # 33 s to the agent under TCG). The ELF stays in the tree ($L/vmlinux).
+    touch "$OUT/no-vmlinux"
     cp "$L/drivers/misc/vmw_balloon.ko" "$OUT/modules/vmw_balloon.kmod"
     cp "$L/drivers/misc/vmw_vmci/vmw_vmci.ko" "$OUT/modules/vmw_vmci.kmod"
     : > "$OUT/root"
