@@ -119,7 +119,8 @@ fi
 PO=/sys/kernel/debug/page_owner
 if [ -r $PO ]; then
     echo @@PAGE_OWNER
-    awk 'BEGIN { RS = "" } /\n *0xffffffff[0-9a-f]+(\n|$)/ && !/Flags [^\n]*slab/ { print; print "" }' $PO
+    grep -B 24 '^ *0xffffffff[0-9a-f]*$' $PO
+    echo "@@PO_RC $?"
 fi
 echo @@END
 """
@@ -137,7 +138,17 @@ def leak_reports(r):
         found['kmemleak'] = [o.strip() for o in objs if UNLOADED_CODE_RE.search(o)]
     if '@@PAGE_OWNER' in out:
         po = out.split('@@PAGE_OWNER', 1)[1].split('@@END')[0]
-        found['page_owner'] = [b.strip() for b in po.split('\n\n') if UNLOADED_CODE_RE.search(b)]
+        m = re.search(r'@@PO_RC (\d+)', po)
+        # grep: 0 lines found, 1 none, anything else an error (e.g. no memory)
+        assert m and m.group(1) in ('0', '1'), 'reading page_owner failed: %s' % po[-500:]
+        # page_owner records start with "Page allocated via"; grep's context
+        # lines may begin with the tail of the record before
+        recs = [rec for group in re.split(r'^--$', po.split('@@PO_RC')[0], flags=re.M)
+                for rec in re.split(r'\n(?=Page allocated via)', group.strip('\n'))]
+        found['page_owner'] = [
+            rec.strip() for rec in recs
+            if rec.startswith('Page allocated via') and UNLOADED_CODE_RE.search(rec)
+            and not re.search(r'Flags [^\n]*slab', rec)]
     return found
 
 
