@@ -9,7 +9,8 @@ lists the ids in order. Other prepared kernels (e.g. '6.1-debug', made by
 tests/debug_kernel.sh) are not in the matrix but selected by their exact id;
 such a directory may also hold `cmdline` (boot arguments the kernel needs) and
 `slowdown` (a factor for the rig's boot and wait timeouts, e.g. 3 for KASAN +
-lockdep under TCG).
+lockdep under TCG), and `no-vmlinux` instead of a vmlinux when QEMU cannot
+enter the kernel through PVH (the debug kernel: KASAN).
 
     k = kernels.current()          # VMMEMCTL_KERNEL, else the first of the matrix
     rc, out = k.make('W=1')        # build the module for it (sources copied first)
