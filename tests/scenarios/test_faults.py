@@ -21,7 +21,7 @@ import time
 import kernels
 from common import (CAP_2M, CAP_BASIC, CAP_BATCHED, ERROR_PPN_PINNED, DEBUGFS, assert_accounting,
                     assert_host_clean, assert_no_leaks, boot, load, wait_size)
-from rig import PROBLEM_RE
+from rig import PROBLEM_RE, RigError
 from vmhost import ERROR_BUSY, ERROR_RESET
 
 FPA = '/sys/kernel/debug/fail_page_alloc'
@@ -111,7 +111,7 @@ MAKE_IT_FAIL = 'sh -c \'echo 1 > /proc/self/make-it-fail && exec "$0" "$@"\''
 WARN_ALLOC_RE = re.compile(r'page allocation failure|vmalloc error:|FAULT_INJECTION')
 
 
-def guest_problems(r):
+def guest_problems(r, kernel_warnings_ok=False):
     """dmesg problems, but the allocation failure reports of other kernel code
     (fail_page_alloc fails every task's allocations; "page allocation failure"
     dumps a stack, so does a failed vmalloc of insmod): those dumps count only
@@ -121,6 +121,23 @@ def guest_problems(r):
     i = 0
     while i < len(lines):
         line = lines[i]
+        if kernel_warnings_ok and ('cut here' in line or re.search(r'\] WARNING: ', line)):
+            # A WARN of the kernel's own code about an allocation failure
+            # failslab injected into it while it loaded the module (e.g.
+            # event_define_fields(), "error code is -12"): dropped unless it
+            # is in vmmemctl's code.
+            j = i + 1
+            while j < len(lines) and 'end trace' not in lines[j] and j - i < 120:
+                j += 1
+            block = lines[i:j + 1]
+            mine = any('[vmmemctl]' in b or 'RIP: 0010:vmm' in b for b in block)
+            if mine:
+                out += [b for b in block if PROBLEM_RE.search(b)]
+            else:
+                r.log('kernel WARN under failslab, not in vmmemctl: %s' % ' | '.join(
+                    b for b in block if 'WARNING:' in b or 'RIP:' in b))
+            i = j + 1
+            continue
         if WARN_ALLOC_RE.search(line):
             # the dump runs until the next line that is not part of it
             j = i + 1
@@ -209,7 +226,16 @@ def test_faults_slab_at_load():
         for p in (100, 50, 25, 10, 5, 2, 0):
             failslab(r, p)
             r.host.inject(ERROR_BUSY)
-            rc, out = r.load(wrap=MAKE_IT_FAIL)
+            try:
+                rc, out = r.load(wrap=MAKE_IT_FAIL)
+            except RigError as e:
+                # Loaded, but the kernel could not make /sys/module/*/sections
+                # (its allocation failed, not fatal to the load): the
+                # pre-armed breakpoints serve the module all the same.
+                if 'no section addresses' not in str(e) or not r.loaded:
+                    raise
+                r.log('loaded without sysfs sections: %s' % e)
+                rc, out = 0, ''
             failslab(r, 0)
             results.append((p, rc))
             if rc != 0:
@@ -229,7 +255,7 @@ def test_faults_slab_at_load():
         r.log('failslab insmod results (probability %%, rc): %s' % results)
         assert results[-1][1] == 0, 'insmod failed with failslab off: %s' % results
         assert_host_clean(r)
-        problems = guest_problems(r)
+        problems = guest_problems(r, kernel_warnings_ok=True)
         try:
             assert_no_leaks(r)
             leaks = ''
