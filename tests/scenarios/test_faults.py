@@ -223,7 +223,7 @@ def test_faults_slab_at_load():
         return
     with boot('faults_slab_load', caps=CAP_BASIC | CAP_BATCHED) as r:
         results = []
-        for p in (100, 50, 25, 10, 5, 2, 0):
+        for p in (100, 50, 25, 10, 5, 2, 1, 0):
             failslab(r, p)
             r.host.inject(ERROR_BUSY)
             try:
