@@ -106,9 +106,11 @@ def assert_guest_clean(r, allow_oom=False):
 UNLOADED_CODE_RE = re.compile(r'(?:^|\] )\s*0xffffffff[0-9a-f]{8}\s*$', re.M)
 
 # After rmmod, on kernels that have them (the debug kernel): kmemleak scanned
-# (twice: an object is reported only once it is older than 5 s and was seen
-# unreferenced by a scan) and page_owner's pages still allocated, not slab,
-# whose allocation backtrace has an entry in code no longer loaded.
+# twice (an object is reported only when older than 5 s and unreferenced in a
+# scan that found its contents unchanged since the scan before: the first scan
+# only takes the checksum) and page_owner's pages still allocated, not slab,
+# whose allocation backtrace has an entry in code no longer loaded. Costs
+# 30-90 s under TCG (each scan and the page_owner read 10-30 s).
 LEAK_SCRIPT = r"""
 KL=/sys/kernel/debug/kmemleak
 if [ -w $KL ]; then
