@@ -174,7 +174,9 @@ def finish(r, expect_host_locked=0):
     """Unload and check both sides: nothing locked, nothing leaked, no noise."""
     st = r.stats()
     assert_accounting(st)
+    t = time.monotonic()
     rc, out = r.unload()
+    r.unload_seconds = time.monotonic() - t
     assert rc == 0, 'rmmod failed: %s' % out
     assert r.host.locked_frames() == expect_host_locked, \
         'host still holds %d frames after unload' % r.host.locked_frames()
