@@ -18,6 +18,10 @@
 #       KERNELS=6.1      only these kernels ('6.12,7' for two)
 #       TESTS=reset      only tests whose name contains one of these words
 #       REPEAT=N         each selected test N times
+#   make check-debug     every kernel test on a debug build of Debian's 6.1 (KASAN,
+#                        lockdep, kmemleak, UBSAN, fault injection, ...); the
+#                        kernel is built once per machine (tests/debug_kernel.sh)
+#       TESTS=, REPEAT=  as for check
 #   make bench           vmmemctl against the in-tree vmw_balloon (KERNEL=<id>)
 
 KVER ?= $(shell uname -r)
@@ -200,8 +204,11 @@ demo:
 check:
 	bash tests/check.sh
 
+check-debug:
+	bash tests/check_debug.sh
+
 bench:
 	bash tests/bench.sh
 
 .PHONY: all modules install clean dkms-check dkms-files dkms-copy dkms-install \
-	dkms-uninstall deb deb-deps demo check bench FORCE vmm-probes-clean
+	dkms-uninstall deb deb-deps demo check check-debug bench FORCE vmm-probes-clean

@@ -5,7 +5,12 @@ tests/setup.sh prepares $CACHE/kernels/<id>/ (id: '6.1', '6.12', '7.3', ...):
 kver, vmlinuz, modules/{vmw_balloon,vmw_vmci}.kmod, root (the Debian root
 whose compiler and kbuild tools build for that kernel; empty: this machine),
 kdir (the headers, as seen from inside that root). $CACHE/kernels/matrix
-lists the ids in order.
+lists the ids in order. Other prepared kernels (e.g. '6.1-debug', made by
+tests/debug_kernel.sh) are not in the matrix but selected by their exact id;
+such a directory may also hold `cmdline` (boot arguments the kernel needs) and
+`slowdown` (a factor for the rig's boot and wait timeouts, e.g. 3 for KASAN +
+lockdep under TCG), and `no-vmlinux` instead of a vmlinux when QEMU cannot
+enter the kernel through PVH (the debug kernel: KASAN).
 
     k = kernels.current()          # VMMEMCTL_KERNEL, else the first of the matrix
     rc, out = k.make('W=1')        # build the module for it (sources copied first)
@@ -72,6 +77,17 @@ class Kernel:
         self.vmlinuz = os.path.join(self.dir, 'vmlinuz')
         self.vmlinux = os.path.join(self.dir, 'vmlinux')
         self.modules_dir = os.path.join(self.dir, 'modules')
+        # optional: boot arguments and a timeout factor (debug kernels)
+        try:
+            with open(os.path.join(self.dir, 'cmdline')) as f:
+                self.cmdline = ' '.join(f.read().split())
+        except OSError:
+            self.cmdline = ''
+        try:
+            with open(os.path.join(self.dir, 'slowdown')) as f:
+                self.slowdown = max(1.0, float(f.read().strip()))
+        except (OSError, ValueError):
+            self.slowdown = 1.0
         # Where the module is built: a copy of the sources per kernel (an
         # out-of-tree build writes into its source folder), inside the root
         # when the kernel's tools live there.
@@ -171,15 +187,28 @@ def matrix_ids():
         raise KernelError('no %s/matrix: run `bash tests/setup.sh`' % KCACHE)
 
 
+def prepared(kid):
+    """True when $CACHE/kernels/<kid>/ holds a kernel (in the matrix or not)."""
+    return bool(kid) and '/' not in kid and not kid.startswith('.') and \
+        os.path.isfile(os.path.join(KCACHE, kid, 'kver'))
+
+
 def select(spec=None):
-    """The kernels named by spec ('6.1,7' etc.; an id or a prefix of one), or all."""
-    ids = matrix_ids()
+    """The kernels named by spec ('6.1,7' etc.; an id or a prefix of one), or all.
+    An exact id outside the matrix (e.g. '6.1-debug') works when prepared."""
+    try:
+        ids = matrix_ids()
+    except KernelError:
+        if not spec or not all(prepared(w) for w in spec.replace(',', ' ').split()):
+            raise
+        ids = []
     if not spec:
         return [Kernel(k) for k in ids]
     out = []
     for want in spec.replace(',', ' ').split():
         stem = want[:-1] if want.endswith('x') else want.rstrip('.') + '.'
-        hit = [k for k in ids if k == want] or [k for k in ids if k.startswith(stem)]
+        hit = [k for k in ids if k == want] or ([want] if prepared(want) else []) or \
+            [k for k in ids if k.startswith(stem)]
         if not hit:
             raise KernelError('no kernel %r in the matrix %s' % (want, ids))
         out += [k for k in hit if k not in out]

@@ -40,7 +40,10 @@ OUT = os.environ.get('RIG_OUT') or os.path.join(REPO, 'tests', 'out')   # artifa
 
 PROBLEM_RE = re.compile(
     r'WARNING:|BUG:|Oops|Call Trace|sleeping function called|soft lockup|general protection'
-    r'|Kernel panic|UBSAN|kfence|blocked for more than|hard LOCKUP|rcu_.*stall|self-detected stall')
+    r'|Kernel panic|UBSAN|kfence|blocked for more than|hard LOCKUP|rcu_.*stall|self-detected stall'
+    # the debug kernel's checkers (most also print BUG:/WARNING:, these lines name them)
+    r'|KASAN|possible circular locking|possible recursive locking|inconsistent lock state'
+    r'|[Bb]ad page state|list_add corruption|list_del corruption|page dumped because')
 
 
 class RigError(Exception):
@@ -137,14 +140,17 @@ class Rig:
         self.vmware = vmware
         self.smp = smp
         self.append = append
-        self.timeout = timeout
-        self.boot_timeout = boot_timeout
-        self.quiet = quiet
-        self.qemu_args = list(qemu_args)
         try:
             self.kernel = kernel or kernels.current()
         except kernels.KernelError as e:
             raise RigError(str(e))
+        # a debug kernel (KASAN, lockdep under TCG) is slower: its `slowdown`
+        # stretches the boot, the watchdog, guest commands and wait_for()
+        self.slowdown = self.kernel.slowdown
+        self.timeout = timeout * self.slowdown
+        self.boot_timeout = boot_timeout * self.slowdown
+        self.quiet = quiet
+        self.qemu_args = list(qemu_args)
         self.kver = self.kernel.kver
         self.out_dir = os.path.join(OUT, self.kernel.id, name)   # kernels may run side by side
         self.ko = ko
@@ -247,7 +253,8 @@ class Rig:
         sock_path = os.path.join(self.tmp, 'agent.sock')
         self.host = VmHost(self.config, mem_mb=self.mem_mb,
                            transcript_path=os.path.join(self.out_dir, 'transcript.txt'), log=self.log)
-        append = 'console=ttyS0 nokaslr panic=-1 loglevel=4 rig.scenario=%s %s' % (self.name, self.append)
+        append = 'console=ttyS0 nokaslr panic=-1 loglevel=4 rig.scenario=%s %s %s' % (
+            self.name, self.kernel.cmdline, self.append)
         for attempt in range(3):
             port = free_port()
             cmd = [kernels.qemu(), '-accel', 'tcg', '-cpu', 'qemu64,-hypervisor',
@@ -428,6 +435,7 @@ class Rig:
             self._seq += 1
             cid = 'c%d' % self._seq
             what = 'reply to %r' % script[:60]
+            timeout *= self.slowdown
             # the guest may be much slower than wall time while the gdbstub holds it
             deadline = time.monotonic() + timeout + 30
             sends = 0
@@ -485,8 +493,11 @@ class Rig:
             self._ksyms[sym] = int(out.split()[0], 16) if rc == 0 and out.strip() else None
         return self._ksyms[sym]
 
-    def load(self, params='', driver=None, timeout=60, arm=True, prearm=True):
+    def load(self, params='', driver=None, timeout=60, arm=True, prearm=True, wrap=''):
         """insmod the driver (vmw_balloon: vmw_vmci first), arm the host. Returns (rc, output).
+
+        wrap: a shell prefix for the insmod command (e.g. one that marks the
+        insmod process for fault injection and execs its arguments).
 
         prearm: breakpoints go in before the module's init runs (see VmHost.prearm), so
         hypercalls made by init are answered too; sysfs confirms them after insmod.
@@ -502,9 +513,10 @@ class Rig:
         if driver == 'vmw_balloon':
             pre = 'grep -q "^vmw_vmci " /proc/modules || insmod /modules/vmw_vmci.ko || echo "vmw_vmci insmod failed"\n'
         script = pre + (
-            'insmod /modules/%s.ko %s\nrc=$?\necho "@@RC $rc"\n'
+            '%sinsmod /modules/%s.ko %s\nrc=$?\necho "@@RC $rc"\n'
             'if [ $rc = 0 ]; then for f in /sys/module/%s/sections/.* /sys/module/%s/sections/*; do '
-            '[ -f "$f" ] && echo "@@SEC ${f##*/} $(cat $f)"; done; fi\nexit $rc\n') % (driver, params, mod, mod)
+            '[ -f "$f" ] && echo "@@SEC ${f##*/} $(cat $f)"; done; fi\nexit $rc\n') % (
+                wrap + ' ' if wrap else '', driver, params, mod, mod)
         rc, out = self.sh(script, timeout=timeout)
         sections = {}
         lines = []
@@ -594,7 +606,9 @@ class Rig:
         return [l for l in text.splitlines() if PROBLEM_RE.search(l)]
 
     def wait_for(self, pred, timeout=60, what='condition', interval=0.5):
-        """Poll pred() until truthy; return its value. Raises RigError on timeout."""
+        """Poll pred() until truthy; return its value. Raises RigError on timeout
+        (after timeout * the kernel's slowdown)."""
+        timeout *= self.slowdown
         deadline = time.monotonic() + timeout
         last = None
         err = None

@@ -100,16 +100,91 @@ def assert_guest_clean(r, allow_oom=False):
         assert not ooms, 'OOM in dmesg:\n' + '\n'.join(ooms[:10])
 
 
+# A backtrace entry that no longer resolves to a symbol: code of a module that
+# has been unloaded since (kernel text always resolves with CONFIG_KALLSYMS).
+# kmemleak: "    [<ffffffffc0a01234>] 0xffffffffc0a01234"; page_owner: " 0xffffffffc0a01234".
+UNLOADED_CODE_RE = re.compile(r'(?:^|\] )\s*0xffffffff[0-9a-f]{8}\s*$', re.M)
+
+# After rmmod, on kernels that have them (the debug kernel): kmemleak scanned
+# twice (an object is reported only when older than 5 s and unreferenced in a
+# scan that found its contents unchanged since the scan before: the first scan
+# only takes the checksum) and page_owner's pages still allocated, not slab,
+# whose allocation backtrace has an entry in code no longer loaded. Costs
+# 30-90 s under TCG (each scan and the page_owner read 10-30 s).
+LEAK_SCRIPT = r"""
+KL=/sys/kernel/debug/kmemleak
+if [ -w $KL ]; then
+    sleep 6
+    echo scan > $KL; sleep 1; echo scan > $KL
+    echo @@KMEMLEAK; cat $KL
+fi
+PO=/sys/kernel/debug/page_owner
+if [ -r $PO ]; then
+    echo @@PAGE_OWNER
+    grep -B 24 '^ *0xffffffff[0-9a-f]*$' $PO
+    echo "@@PO_RC $?"
+fi
+echo @@END
+"""
+
+
+def leak_reports(r):
+    """What kmemleak and page_owner say the unloaded module left behind:
+    {'kmemleak': [reports], 'page_owner': [records]} (empty lists when clean;
+    None for a checker the kernel does not have)."""
+    rc, out = r.sh(LEAK_SCRIPT, timeout=240)
+    found = {'kmemleak': None, 'page_owner': None}
+    if '@@KMEMLEAK' in out:
+        kl = out.split('@@KMEMLEAK', 1)[1].split('@@PAGE_OWNER')[0].split('@@END')[0]
+        objs = ['unreferenced object' + o for o in kl.split('unreferenced object')[1:]]
+        found['kmemleak'] = [o.strip() for o in objs if UNLOADED_CODE_RE.search(o)]
+    if '@@PAGE_OWNER' in out:
+        po = out.split('@@PAGE_OWNER', 1)[1].split('@@END')[0]
+        m = re.search(r'@@PO_RC (\d+)', po)
+        # grep: 0 lines found, 1 none, anything else an error (e.g. no memory)
+        assert m and m.group(1) in ('0', '1'), 'reading page_owner failed: %s' % po[-500:]
+        # page_owner records start with "Page allocated via"; grep's context
+        # lines may begin with the tail of the record before
+        recs = [rec for group in re.split(r'^--$', po.split('@@PO_RC')[0], flags=re.M)
+                for rec in re.split(r'\n(?=Page allocated via)', group.strip('\n'))]
+        found['page_owner'] = [
+            rec.strip() for rec in recs
+            if rec.startswith('Page allocated via') and UNLOADED_CODE_RE.search(rec)
+            and not re.search(r'Flags [^\n]*slab', rec)]
+    return found
+
+
+def assert_no_leaks(r):
+    """After rmmod: no kmemleak report and no allocated page whose backtrace
+    goes through the unloaded module (kernels without the checkers: no-op)."""
+    found = leak_reports(r)
+    r.log('leak check: kmemleak %s, page_owner %s' % tuple(
+        'n/a' if v is None else '%d report(s)' % len(v) for v in (found['kmemleak'], found['page_owner'])))
+    msgs = []
+    if found['kmemleak']:
+        msgs.append('kmemleak: %d object(s) allocated by the unloaded module:\n%s' % (
+            len(found['kmemleak']), '\n'.join(found['kmemleak'][:5])))
+    if found['page_owner']:
+        msgs.append('page_owner: %d page block(s) still allocated by the unloaded module:\n%s' % (
+            len(found['page_owner']), '\n'.join(found['page_owner'][:5])))
+    assert not msgs, 'leaks after unload:\n' + '\n'.join(msgs)[:6000]
+
+
 def finish(r, expect_host_locked=0):
     """Unload and check both sides: nothing locked, nothing leaked, no noise."""
     st = r.stats()
     assert_accounting(st)
+    t = time.monotonic()
     rc, out = r.unload()
+    r.unload_seconds = time.monotonic() - t
     assert rc == 0, 'rmmod failed: %s' % out
     assert r.host.locked_frames() == expect_host_locked, \
         'host still holds %d frames after unload' % r.host.locked_frames()
     assert_host_clean(r)
     assert_guest_clean(r)
+    # before the leak check, which itself takes guest memory (kmemleak, grep)
+    r.free_kb_after_unload = r.free_kb()
+    assert_no_leaks(r)
 
 
 def vmmemctl_lines(r):

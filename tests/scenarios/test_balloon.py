@@ -62,7 +62,9 @@ def test_target_changes_mid_inflate():
 
 
 def _reset_mid_inflate(name, caps, reset_at):
-    with boot(name, caps=caps, reset_at=reset_at) as r:
+    # The host's target is there from the first GET_TARGET: command numbers
+    # count from the start of inflation however slow the guest (debug kernel).
+    with boot(name, caps=caps, reset_at=reset_at, target=3072) as r:
         load(r)
         r.host.set_target(3072)
         wait_size(r, 3072, timeout=150)
@@ -203,10 +205,9 @@ def test_rmmod_with_full_balloon():
     """Unload returns every page, and the host is left holding nothing."""
     with boot('rmmod_full') as r:
         free0 = _fill(r, 8192 + 100)
-        t = time.monotonic()
         finish(r)
-        assert time.monotonic() - t < 30
-        back = memfree_kb(r) - free0
+        assert r.unload_seconds < 30 * r.slowdown, 'rmmod took %.1fs' % r.unload_seconds
+        back = r.free_kb_after_unload - free0
         assert abs(back) < 1024, 'MemFree off by %d kB after rmmod' % back
         assert any('unloaded;' in line for line in r.dmesg().splitlines())
 
