@@ -186,7 +186,8 @@ def run_test(k, test, ko, out_root, log, env_extra=None):
     env = dict(os.environ, VMMEMCTL_KO=ko, RIG_OUT=out_root, JOBS='1')
     env.pop('TESTS', None)
     env.update(env_extra or {})
-    cmd = [sys.executable, os.path.join(HERE, 'run_tests.py'), '--kernels', k.id, '-k', test]
+    cmd = [sys.executable, os.path.join(HERE, 'run_tests.py'), '--kernels', k.id,
+           '-k', test.replace('.py::', '::')]
     t = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     out = p.stdout + p.stderr
