@@ -49,11 +49,12 @@ BUGS = [
        '*h = (struct vmm_host){ .reset_required = false };')],
      ['test_balloon.py::test_inflate_deflate_basic', 'test_protocol.py::test_capability_matrix']),
     ('target-from-failed-call', 'wrong status handling',
-     'takes the target from rbx even when GET_TARGET failed',
+     'takes the target from rbx even when the command failed (a failed GET_TARGET alone is '
+     'masked: the period fails and nothing moves; a refused basic LOCK does not end the period)',
      [('backdoor.c', lit('if (status != VMM_STATUS_SUCCESS) { h->cmd_fail[cmd]++;'),
-       'if (status != VMM_STATUS_SUCCESS) { if (cmd == VMM_CMD_GET_TARGET) h->target = (u32)result; '
-       'h->cmd_fail[cmd]++;')],
-     ['test_balloon.py::test_busy_and_failure_windows', 'test_chaos.py::test_chaos']),
+       'if (status != VMM_STATUS_SUCCESS) { if (cmd != VMM_CMD_START && cmd != VMM_CMD_GUEST_ID) '
+       'h->target = (u32)result; h->cmd_fail[cmd]++;')],
+     ['test_balloon.py::test_one_in_seven_refused_reaches_target', 'test_chaos.py::test_chaos']),
     ('target-upper-half', 'undefined register used',
      'keeps the upper half of rbx as the target without the 64-bit target capability',
      [('backdoor.c', lit('(u64)result : (u32)result;'), '(u64)result : result;')],
