@@ -45,6 +45,8 @@ class FakeGdb:
 
 
 def make_host(**cfg):
+    cfg.setdefault('adversarial', False)   # the plain host unless a test asks
+    cfg.setdefault('seed', 1234)
     h = V.VmHost(V.HostConfig(**cfg), mem_mb=MEM_MB)
     h.gdb = FakeGdb(bytearray(MEM_MB << 20))
     h.phys_mode = True
@@ -298,6 +300,169 @@ class Faults(unittest.TestCase):
         start(h)
         call(h, V.LOCK, 500)
         json.dumps(h.summary())
+
+
+class Adversarial(unittest.TestCase):
+    """Random values wherever the protocol leaves a register undefined;
+    random honest refusals; the host's bookkeeping stays exact."""
+
+    def host(self, **cfg):
+        cfg.setdefault('adversarial', True)
+        return make_host(**cfg)
+
+    def test_default_on_and_env(self):
+        old = os.environ.pop('RIG_ADVERSARIAL', None)
+        try:
+            self.assertTrue(V.HostConfig().adversarial)
+            os.environ['RIG_ADVERSARIAL'] = '0'
+            self.assertFalse(V.HostConfig().adversarial)
+        finally:
+            os.environ.pop('RIG_ADVERSARIAL', None)
+            if old is not None:
+                os.environ['RIG_ADVERSARIAL'] = old
+
+    def test_seed_from_env_and_in_summary(self):
+        old = os.environ.get('RIG_SEED')
+        os.environ['RIG_SEED'] = '777'
+        try:
+            h = V.VmHost(V.HostConfig(), mem_mb=MEM_MB)
+            self.assertEqual(h.seed, 777)
+            self.assertEqual(h.summary()['seed'], 777)
+            h = V.VmHost(V.HostConfig(seed=5), mem_mb=MEM_MB)   # the config wins
+            self.assertEqual(h.seed, 5)
+        finally:
+            if old is None:
+                os.environ.pop('RIG_SEED', None)
+            else:
+                os.environ['RIG_SEED'] = old
+
+    def test_reproducible(self):
+        def run(seed):
+            h = self.host(seed=seed, refuse_rate=0.3, target=10)
+            out = [start(h)]
+            for p in range(500, 540):
+                out.append(call(h, V.LOCK, p))
+            h.set_busy(60)
+            out.append(call(h, V.GET_TARGET, RAM_PAGES))
+            return [(r['rax'], r['rbx'], r['rcx'], r['rdx'], r['rsi']) for r in out], sorted(h.locked4k)
+        self.assertEqual(run(42), run(42))
+        self.assertNotEqual(run(42), run(43))
+
+    def test_start_caps_low_half_only(self):
+        h = self.host(caps=0x2e)
+        highs = set()
+        for _ in range(8):
+            r = start(h, 0x3e)
+            self.assertEqual(r['rax'], V.SUCCESS_WITH_CAPABILITIES)   # zero-extended status
+            self.assertEqual(r['rcx'] & 0xFFFFFFFF, 0x2e)
+            highs.add(r['rcx'] >> 32)
+        self.assertGreater(len(highs), 1, 'upper half of rcx not random')
+
+    def test_rax_upper_half_always_zero(self):
+        h = self.host(busy_windows=[(3, 4)], failure_windows=[(5, 5)])
+        for r in (start(h), call(h, V.GUEST_ID, 1), call(h, V.GET_TARGET, 1, rax_hi=0xdead),
+                  call(h, V.LOCK, 500), call(h, V.LOCK, 501), call(h, V.LOCK, 502),
+                  call(h, V.GET_TARGET, 1, magic=0x1234, rax_hi=0xffff)):
+            self.assertEqual(r['rax'] >> 32, 0)
+
+    def test_target_upper_half_without_64bit_cap(self):
+        h = self.host(target=1234)
+        start(h, 0x1e)                       # no 64-bit target
+        highs = set()
+        for _ in range(8):
+            r = call(h, V.GET_TARGET, RAM_PAGES)
+            self.assertEqual(r['rbx'] & 0xFFFFFFFF, 1234)
+            highs.add(r['rbx'] >> 32)
+        self.assertGreater(len(highs), 1)
+        r = call(h, V.LOCK, 500)
+        self.assertEqual((r['rax'], r['rbx'] & 0xFFFFFFFF), (0, 1234))
+        h2 = self.host(target=1234)
+        start(h2, 0x3e)                      # 64-bit target granted: exact
+        self.assertEqual(call(h2, V.GET_TARGET, RAM_PAGES)['rbx'], 1234)
+        self.assertEqual(call(h2, V.LOCK, 500)['rbx'], 1234)
+
+    def test_random_registers_on_failure_and_undefined(self):
+        h = self.host(target=55)
+        start(h)
+        vals = set()
+        for _ in range(6):
+            r = call(h, V.GUEST_ID, 1)       # rbx undefined on success
+            vals.add((r['rbx'], r['rcx'], r['rdx'], r['rsi']))
+        self.assertEqual(len(vals), 6)
+        h.inject(V.ERROR_BUSY, 20)
+        rbx = {call(h, V.GET_TARGET, RAM_PAGES)['rbx'] for _ in range(20)}
+        self.assertGreater(len(rbx), 10)
+        h.set_failing(60)
+        r = call(h, V.LOCK, 500, rax_hi=0)
+        self.assertEqual(r['rax'], 0xFFFFFFFF)
+        self.assertEqual(h.locked_frames(), 0)
+        self.assertEqual(h.violations, [])
+
+    def test_failed_batch_gets_random_entry_statuses(self):
+        h = self.host()
+        start(h)
+        entries = [(600 + i) << 12 for i in range(64)]
+        put_batch(h, entries)
+        h.inject(V.ERROR_BUSY)
+        r = call(h, V.BATCHED_LOCK, BATCH_PFN, 64)
+        self.assertEqual(r['rax'], V.ERROR_BUSY)
+        back = get_batch(h, 64)
+        self.assertEqual([e >> 12 for e in back], [e >> 12 for e in entries])   # PFNs kept
+        self.assertEqual([e & 0xFE0 for e in back], [0] * 64)                 # reserved kept
+        self.assertGreater(len({e & 0x1F for e in back}), 5)
+        self.assertEqual(h.locked_frames(), 0)
+
+    def test_random_refusals_honest_and_exact(self):
+        h = self.host(refuse_rate=0.5)
+        start(h)
+        entries = [(600 + i) << 12 for i in range(256)]
+        put_batch(h, entries)
+        call(h, V.BATCHED_LOCK, BATCH_PFN, 256)
+        st = [e & 0x1F for e in get_batch(h, 256)]
+        ok = {600 + i for i, s in enumerate(st) if s == 0}
+        self.assertEqual(set(h.locked4k), ok)                 # a refused entry is not locked
+        self.assertTrue(50 < len(ok) < 206)
+        refused = {s for s in st if s}
+        self.assertNotIn(V.ERROR_PPN_LOCKED, refused)          # never a lie about holding it
+        self.assertNotIn(V.ERROR_RESET, refused)
+        self.assertTrue(refused <= {c & 0x1F for c in V.LOCK_REFUSALS}, refused)
+        self.assertGreaterEqual(len(refused), 5)
+        # unlock them all: refused unlocks stay locked with the host
+        locked = sorted(ok)
+        put_batch(h, [p << 12 for p in locked])
+        call(h, V.BATCHED_UNLOCK, BATCH_PFN, len(locked))
+        st = [e & 0x1F for e in get_batch(h, len(locked))]
+        kept = {p for p, s in zip(locked, st) if s}
+        self.assertEqual(set(h.locked4k), kept)
+        self.assertNotIn(V.ERROR_PPN_UNLOCKED, set(st))
+        self.assertEqual(h.violations, [])
+        self.assertEqual(h.summary()['random_refusals'], 256 - len(ok) + len(kept))
+
+    def test_random_refusals_single_and_2m(self):
+        h = self.host(refuse_rate=1.0, refuse_reset=True)
+        start(h)
+        seen = set()
+        for p in range(500, 600):
+            r = call(h, V.LOCK, p)
+            self.assertNotEqual(r['rax'], 0)
+            seen.add(r['rax'])
+        self.assertEqual(h.locked_frames(), 0)
+        self.assertIn(0xFFFFFFFF, seen)                       # FAILURE in eax: all ones
+        self.assertIn(V.ERROR_RESET, seen)
+        self.assertEqual(h.session, True)                     # a refusal is not a reset
+        h.config.refuse_rate = 0.0
+        put_batch(h, [1024 << 12, 2048 << 12])
+        call(h, V.BATCHED_2M_LOCK, BATCH_PFN, 2)
+        self.assertEqual(len(h.locked2m), 2)
+        h.config.refuse_rate = 1.0
+        call(h, V.BATCHED_2M_UNLOCK, BATCH_PFN, 2)
+        self.assertEqual(len(h.locked2m), 2)                  # refused: the host keeps them
+        self.assertTrue(all(e & 0x1F for e in get_batch(h, 2)))
+        h.config.refuse_rate = 0.0
+        put_batch(h, [1024 << 12, 2048 << 12])
+        call(h, V.BATCHED_2M_UNLOCK, BATCH_PFN, 2)
+        self.assertEqual(h.locked_frames(), 0)
+        self.assertEqual(h.violations, [])
 
 
 class Layout(unittest.TestCase):

@@ -14,6 +14,7 @@ import collections
 import dataclasses
 import json
 import os
+import random
 import re
 import select
 import socket
@@ -67,6 +68,17 @@ CAP_64BIT_TARGET = 1 << 5
 CAPS_DEFAULT = CAP_BASIC | CAP_BATCHED | CAP_2M | CAP_64BIT_TARGET  # 0x2e
 
 LOCK_CMDS = (LOCK, BATCHED_LOCK, BATCHED_2M_LOCK)
+BATCH_CMDS = (BATCHED_LOCK, BATCHED_UNLOCK, BATCHED_2M_LOCK, BATCHED_2M_UNLOCK)
+# Commands whose success answer carries the target in rbx.
+TARGET_CMDS = (GET_TARGET, LOCK, UNLOCK) + BATCH_CMDS
+# Random refusals (refuse_rate) are honest: a LOCK refusal never claims the host
+# holds the page (no PPN_LOCKED), an UNLOCK refusal never claims it does not
+# (no PPN_UNLOCKED); the host keeps exactly what it says it keeps. FAILURE is
+# all ones (in a batch entry: its low 5 bits, 0x1f). ERROR_RESET is added by
+# refuse_reset (what a per-entry RESET means is the driver's call; the host
+# keeps its state and only refuses that entry).
+LOCK_REFUSALS = (1, 2, 4, 5, 6, 8, 0xFFFFFFFF)
+UNLOCK_REFUSALS = (1, 2, 3, 5, 6, 8, 0xFFFFFFFF)
 MAX_BATCH = 512
 PAGES_2M = 512
 U64 = (1 << 64) - 1
@@ -106,6 +118,20 @@ class HostConfig:
     release_check_max: int = 32768    # at most this many pages verified at one release
     garbage_on_failure: bool = True   # rbx = garbage when status is not success
     clobber: bool = True              # rdx/rsi (and rcx except START) get junk
+    adversarial: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get('RIG_ADVERSARIAL', '1') != '0')
+    #   every register the protocol leaves undefined for the answer gets a random
+    #   value (seeded): rbx after a failure and after START/GUEST_ID/DOORBELL, the
+    #   upper half of rbx (the target) without the 64-bit target capability, rcx
+    #   but the granted capabilities (its upper half too), rdx, rsi; a failed batch
+    #   call gets random per-entry statuses. rax is the status zero-extended, as
+    #   after a real `inl`. RIG_ADVERSARIAL=0 turns it off for a whole run.
+    seed: object = None               # the host's RNG seed; None: $RIG_SEED, else random
+    refuse_rate: float = 0.0          # each LOCK/UNLOCK of a page (single or batch entry)
+    #                                   refused at this rate, the status drawn from refuse_codes
+    refuse_codes: object = None       # None: LOCK_REFUSALS for locks, UNLOCK_REFUSALS for unlocks;
+    #                                   or a sequence used for both
+    refuse_reset: bool = False        # ERROR_RESET among the random per-entry refusals
     reg_write: str = 'auto'           # 'P' (one register per packet), 'G' (whole block),
     #                                   'auto': P if the stub accepts it, else G
     strict_first_start: bool = False  # commands before the very first START are violations
@@ -375,7 +401,20 @@ class VmHost:
         self.history = collections.deque(maxlen=200000)   # (n, t, name, arg1, arg2, status, result)
         self._inject = collections.deque()                 # statuses for the next commands
         self.transcript = open(transcript_path, 'w', buffering=1 << 16) if transcript_path else None
+        # Seeded randomness: one seed per host, in rig.log and summary.json.
+        seed = self.config.seed
+        if seed is None and os.environ.get('RIG_SEED'):
+            seed = int(os.environ['RIG_SEED'], 0)
+        if seed is None:
+            seed = random.SystemRandom().getrandbits(32)
+        self.seed = int(seed)
+        self.rng = random.Random(self.seed)
+        self.random_refusals = 0
+        self.log('vmhost: seed %d (RIG_SEED=%d reproduces it), adversarial %s, refuse_rate %g' % (
+            self.seed, self.seed, 'on' if self.config.adversarial else 'off', self.config.refuse_rate))
         if self.transcript:
+            self.transcript.write('# seed %d adversarial %d refuse_rate %g\n' % (
+                self.seed, bool(self.config.adversarial), self.config.refuse_rate))
             self.transcript.write('# idx time_s command arg1 arg2 status result [entries]\n')
 
     # ------------------------------------------------------------------ public API
@@ -583,6 +622,10 @@ class VmHost:
                 'phys_mode': self.phys_mode,
                 'prearmed': self.prearmed,
                 'register_writes': 'G' if self.use_G else 'P',
+                'seed': self.seed,
+                'adversarial': bool(self.config.adversarial),
+                'refuse_rate': self.config.refuse_rate,
+                'random_refusals': self.random_refusals,
             }
 
     def write_summary(self, path):
@@ -949,12 +992,37 @@ class VmHost:
 
     def _refused(self, pfn, cmd):
         r = self.config.refuse
-        if r is None:
+        if r is not None:
+            if callable(r):
+                st = r(pfn, CMD_NAMES.get(cmd, cmd)) or None
+            else:
+                mod, status = r
+                st = status if pfn % mod == 0 else None
+            if st:
+                return st
+        return self._random_refusal(True, cmd in BATCH_CMDS)
+
+    def _random_refusal(self, lock, batched):
+        """A refusal drawn at refuse_rate, or None. Batch entries carry 5 bits."""
+        cfg = self.config
+        if not cfg.refuse_rate or self.rng.random() >= cfg.refuse_rate:
             return None
-        if callable(r):
-            return r(pfn, CMD_NAMES.get(cmd, cmd)) or None
-        mod, status = r
-        return status if pfn % mod == 0 else None
+        codes = list(cfg.refuse_codes or (LOCK_REFUSALS if lock else UNLOCK_REFUSALS))
+        if cfg.refuse_reset and ERROR_RESET not in codes:
+            codes.append(ERROR_RESET)
+        st = self.rng.choice(codes)
+        self.random_refusals += 1
+        return (st & 0x1F) if batched else st
+
+    def _junk(self):
+        """A value for a register the protocol leaves undefined: sometimes wild,
+        sometimes a plausible target, so that a guest that reads it is caught."""
+        x = self.rng.random()
+        if x < 0.4:
+            return self.rng.getrandbits(64)
+        if x < 0.8:
+            return self.rng.randrange(0, 2 * (self.mem_bytes >> 12))
+        return self.rng.choice((0, 1, 0xFFFFFFFF, U64, self._target + 1, self._target * 2 + 512))
 
     def _regions_of(self, pfn, is2m):
         tb = self.config.touch_bytes
@@ -1115,16 +1183,36 @@ class VmHost:
 
         c = self.counts[name]
         c['count'] += 1
+        adv = cfg.adversarial
+        junk = {}      # undefined registers and the values they get
         if not is_success(status):
             c['failed'] += 1
-            if cfg.garbage_on_failure and status != FAILURE:
+            if adv:
+                # Nothing but eax is defined after a failure.
+                result = None
+                junk['rbx'] = self._junk()
+            elif cfg.garbage_on_failure and status != FAILURE:
                 result = GARBAGE
+            if adv and cmd in BATCH_CMDS and self._pfn_in_ram(arg1) and 0 < arg2 <= MAX_BATCH:
+                # The call's status overrides the entries': write random ones.
+                mem_pre += self._junk_entries(arg1, arg2)
+        elif adv:
+            if result is not None and cmd in TARGET_CMDS and not self.granted & CAP_64BIT_TARGET:
+                # Only ebx is defined without the 64-bit target capability.
+                junk['rbx'] = min(result, 0xFFFFFFFF) | self.rng.getrandbits(32) << 32
+                result = None
+            elif result is None:
+                junk['rbx'] = self._junk()
+        if adv and caps_out is not None:
+            caps_out |= self.rng.getrandbits(32) << 32   # only ecx carries the capabilities
         self._sample()
         self.history.append((n, round(now - self.t0, 4), name, arg1, arg2, status, result))
         if self.transcript:
-            self.transcript.write('%d %.3f %s %#x %#x %s %s%s\n' % (
+            self.transcript.write('%d %.3f %s %#x %#x %s %s%s%s\n' % (
                 n, now - self.t0, name, arg1, arg2, status_name(status),
-                '-' if result is None else result, (' ' + extra) if extra else ''))
+                '-' if result is None else result,
+                (' rbx~%#x' % junk['rbx']) if 'rbx' in junk else '',
+                (' ' + extra) if extra else ''))
 
         # Memory writes (patterns, per-entry statuses) go in the same burst as the
         # register writes and `c`: their replies are checked by the loop afterwards.
@@ -1134,19 +1222,37 @@ class VmHost:
             if any(r != b'OK' for r in reps):
                 self.gdb_errors.append('memory write failed at #%d' % n)
             packets = []
-        # inl writes eax, zero-extended into rax (64-bit mode)
+        # inl writes eax, zero-extended into rax (64-bit mode): the upper half of
+        # rax is 0 after any answer, a host cannot make it anything else.
         regw = {'rax': status & 0xFFFFFFFF}
         if result is not None:
             regw['rbx'] = result
+        regw.update(junk)
         if caps_out is not None:
             regw['rcx'] = caps_out
+        elif adv:
+            regw['rcx'] = self.rng.getrandbits(64)
         elif cfg.clobber:
             regw['rcx'] = CLOBBER
-        if cfg.clobber:
+        if adv:
+            regw['rdx'] = self.rng.getrandbits(64)
+            regw['rsi'] = self.rng.getrandbits(64)
+        elif cfg.clobber:
             regw['rdx'] = CLOBBER ^ 0xFF
             regw['rsi'] = CLOBBER ^ 0xFF00
         regw['rip'] = regs['rip'] + 1
         return packets + self._reg_writes(regw)
+
+    def _junk_entries(self, batch_pfn, count):
+        """Writes giving every entry of a failed batch a random 5-bit status."""
+        base = batch_pfn << 12
+        nbytes = count * 8
+        regions = [(base + o, min(2048, nbytes - o)) for o in range(0, nbytes, 2048)]
+        raw = b''.join(self._read_mem_many(regions))
+        entries = struct.unpack('<%dQ' % count, raw)
+        new = [(e & ~0x1F) | self.rng.getrandbits(5) for e in entries]
+        data = struct.pack('<%dQ' % count, *new)
+        return [(base + o, data[o:o + 1024]) for o in range(0, nbytes, 1024)]
 
     def _reg_writes(self, regw):
         """Packets writing registers: several P, or one G with the block read at this stop."""
@@ -1167,7 +1273,7 @@ class VmHost:
             if self._locked_any(pfn):
                 self._violate(n, name, 'double-lock', 'pfn %#x' % pfn)
                 return ERROR_PPN_LOCKED, []
-            r = self._refused(pfn, LOCK)
+            r = self._refused(pfn, BATCHED_LOCK if batched else LOCK)
             if r:
                 return r, []
             self.locked4k.add(pfn)
@@ -1175,6 +1281,9 @@ class VmHost:
         if pfn not in self.locked4k:
             self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
             return ERROR_PPN_UNLOCKED, []
+        r = self._random_refusal(False, batched)
+        if r:
+            return r, []     # the host keeps the page
         self._verify(n, name, [(pfn, False)], 'unlock')
         self.locked4k.discard(pfn)
         return SUCCESS, []
@@ -1217,7 +1326,9 @@ class VmHost:
                         self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
                         st = ERROR_PPN_UNLOCKED
                     else:
-                        unlocks.append((pfn, False))
+                        st = self._random_refusal(False, True) or SUCCESS
+                        if st == SUCCESS:
+                            unlocks.append((pfn, False))
             else:
                 if pfn & (PAGES_2M - 1):
                     self._violate(n, name, 'unaligned-2m', 'pfn %#x' % pfn)
@@ -1241,7 +1352,9 @@ class VmHost:
                         self._violate(n, name, 'unlock-not-locked', '2M pfn %#x' % pfn)
                         st = ERROR_PPN_UNLOCKED
                     else:
-                        unlocks.append((pfn, True))
+                        st = self._random_refusal(False, True) or SUCCESS
+                        if st == SUCCESS:
+                            unlocks.append((pfn, True))
             if st != SUCCESS:
                 nfail += 1
             new[i] = (e & ~0x1F) | (st & 0x1F)
