@@ -121,9 +121,15 @@ static unsigned int vmb_status_bucket(u32 status)
 }
 
 /**
- * vmb_host_note_status() - account for a status and notice a reset
+ * vmb_host_note_status() - account for the status of a call; notice a reset
  * @h: host session
- * @status: raw status of a call or of one batch entry
+ * @status: raw status of a call
+ *
+ * Only a call answering RESET means the host dropped the session (and with
+ * it the balloon). A RESET in one entry of a batch that itself succeeded
+ * is that page's status: the page is refused (or stays locked), and every
+ * other page of the batch is still the host's, so nothing may be freed
+ * until the call itself says so. This is what the in-tree driver does.
  */
 static void vmb_host_note_status(struct vmb_host *h, u32 status)
 {
@@ -132,6 +138,13 @@ static void vmb_host_note_status(struct vmb_host *h, u32 status)
 	h->status_count[vmb_status_bucket(status)]++;
 	if (status == VMB_ERROR_RESET)
 		h->reset_required = true;
+}
+
+/* Account for the status of one batch entry. */
+static void vmb_host_note_entry_status(struct vmb_host *h, u32 status)
+{
+	if (status != VMB_STATUS_SUCCESS)
+		h->status_count[vmb_status_bucket(status)]++;
 }
 
 static u32 vmb_cmd(struct vmb_host *h, unsigned int cmd, unsigned long arg1,
@@ -322,7 +335,7 @@ u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
 	if (status != VMB_STATUS_SUCCESS)
 		return status;
 	for (i = 0; i < n; i++)
-		vmb_host_note_status(h, vmb_host_page_status(h, i));
+		vmb_host_note_entry_status(h, vmb_host_page_status(h, i));
 	*done = n;
 	return status;
 }

@@ -133,17 +133,25 @@ static bool vmb_start_session(struct vmb_balloon *b)
 	return true;
 }
 
-/* An admin changed what the driver offers: drop the balloon, start anew. */
-static void vmb_renegotiate(struct vmb_balloon *b)
+/*
+ * An admin changed what the driver offers: drop the balloon, start anew.
+ * START without capabilities makes the host drop the balloon; only once it
+ * said so (or answered RESET: it already did) may the pages be freed. A
+ * busy or failing host still holds them: try again on the next run.
+ * Return: true when the balloon was dropped.
+ */
+static bool vmb_renegotiate(struct vmb_balloon *b)
 {
 	struct vmb_host *h = &b->host;
 
 	if (!h->reset_required) {
-		/* START without capabilities: the host drops the balloon. */
-		vmb_host_start(h, 0);
+		if (vmb_host_start(h, 0) != VMB_STATUS_SUCCESS &&
+		    !h->reset_required)
+			return false;
 		h->reset_required = true;
 	}
 	vmb_pages_pop(b);
+	return true;
 }
 
 /* ---- The goal ---------------------------------------------------------- */
@@ -310,7 +318,10 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 	b->timer_runs++;
 
 	if (xchg(&vmb_params.protocol_changed, false)) {
-		vmb_renegotiate(b);
+		if (!vmb_renegotiate(b)) {
+			WRITE_ONCE(vmb_params.protocol_changed, true);
+			return VMB_PERIOD;
+		}
 		b->period_end = now;
 	}
 
