@@ -176,10 +176,19 @@ def run_parallel(runs, args, jobs, results):
         for lst in per_k.values():
             if lst:
                 order.append(lst.pop(0))
-    queue = os.path.join(d, 'queue.txt')
+    queue = os.path.join(d, 'queue-%d.txt' % os.getpid())   # runs may overlap
     with open(queue, 'w') as f:
         f.write(''.join(n + '\n' for n in order))
     active = []   # [proc, log, offset, result file]
+    try:
+        _start_and_relay(d, queue, args, jobs, active, results)
+    finally:
+        for a in active:
+            a[0].kill()
+        os.remove(queue)
+
+
+def _start_and_relay(d, queue, args, jobs, active, results):
     for i in range(jobs):
         log, res = os.path.join(d, 'worker-%d.log' % i), os.path.join(d, 'worker-%d.json' % i)
         for f in (log, res):
@@ -272,7 +281,11 @@ def main():
     kruns = [t for t in runs if t[0] is not None]
     jobs = max(1, min(args.jobs, len(set(t[1] for t in kruns))))
     if jobs > 1:
+        before = len(results['passed']) + len(results['failed'])
         run_parallel(kruns, args, jobs, results)
+        missing = len(kruns) - (len(results['passed']) + len(results['failed']) - before)
+        if missing:
+            results['failed'].append('%d queued tests never ran' % missing)
     else:
         run_inline(kruns, results)
 
