@@ -34,7 +34,9 @@ done
 VERSION=$(sed -n 's/.*define VMMEMCTL_VERSION[^"]*"\([^"]*\)".*/\1/p' "$REPO/vmmemctl.h")
 [ -n "$VERSION" ] || die "no VMMEMCTL_VERSION in vmmemctl.h"
 if [ -z "${DEB:-}" ]; then
-    make -s -C "$REPO" deb >/dev/null || die "make deb failed"
+    # One `make deb` at a time: package tests of several roots run side by side.
+    mkdir -p "$REPO/dist"
+    flock "$REPO/dist/.make-deb.lock" make -s -C "$REPO" deb >/dev/null || die "make deb failed"
     DEB="$REPO/dist/vmmemctl-dkms_${VERSION}_all.deb"
 fi
 [ -f "$DEB" ] || die "no package at $DEB"

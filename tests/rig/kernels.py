@@ -37,8 +37,10 @@ class KernelError(Exception):
 def module_sources(repo=REPO):
     """Every file the module's build reads, relative to the repository."""
     files = ['Kbuild', 'Makefile']
+    # not the build's products, nor the probes' generated header (each
+    # kernel's build makes its own)
     files += sorted(os.path.basename(p) for p in glob.glob(os.path.join(repo, '*.[ch]'))
-                    if not p.endswith('.mod.c'))
+                    if not p.endswith(('.mod.c', 'compat_probes.h')))
     for d in ('compat',):
         top = os.path.join(repo, d)
         for dirpath, _, names in os.walk(top):

@@ -322,7 +322,7 @@ class Chaos:
 def test_chaos():
     seed = os.environ.get('CHAOS_SEED') or os.environ.get('RIG_SEED')
     seed = int(seed, 0) if seed else random.SystemRandom().getrandbits(32)
-    seconds = float(os.environ.get('CHAOS_SECONDS') or 150)
+    seconds = float(os.environ.get('CHAOS_SECONDS') or 75)
     c = None
     try:
         with boot('chaos', seed=seed, adversarial=True, refuse_rate=0.02) as r:
