@@ -5,7 +5,9 @@
  * A delayed work item polls the host's target once a second. Each run
  * moves at most one request's worth of pages toward the goal (the host's
  * target, bounded by what the guest can give and what the admin allows)
- * and runs again at once while the per-second rate budget lasts.
+ * and runs again at once while the per-second rate budget lasts (by
+ * default there is no budget: the rates only bind after a failure). The
+ * lock is dropped between runs, so pressure callbacks get in.
  *
  * How pages are allocated, locked, refused and freed is in pages.c; the
  * pressure response in pressure.c; the parameters in params.c.
@@ -15,6 +17,7 @@
 
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched.h>
@@ -35,28 +38,63 @@ static struct vmb_balloon vmb_balloon = {
 	.huge_pages	= LIST_HEAD_INIT(vmb_balloon.huge_pages),
 	.refused	= { LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_4K]),
 			    LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_2M]) },
-	.inflate	= { .cur = VMB_INFLATE_RATE_MAX_DEFAULT,
+	.inflate	= { .cur = UINT_MAX,
 			    .bounds = &vmb_params.inflate_rate },
-	.deflate	= { .cur = VMB_DEFLATE_RATE_MAX_DEFAULT,
+	.deflate	= { .cur = UINT_MAX,
 			    .bounds = &vmb_params.deflate_rate },
 };
 
 /* ---- Rates ------------------------------------------------------------ */
 
+/*
+ * A rate is a budget of frames per period. UINT_MAX is no budget: the
+ * default, since the maximum defaults to VMB_RATE_UNLIMITED.
+ */
+static unsigned int vmb_rate_ceiling(const struct vmb_rate *r)
+{
+	unsigned int max = READ_ONCE(r->bounds->max);
+
+	return max == VMB_RATE_UNLIMITED ? UINT_MAX : max;
+}
+
 static unsigned int vmb_rate(const struct vmb_rate *r)
 {
-	return clamp(r->cur, READ_ONCE(r->bounds->min),
-		     READ_ONCE(r->bounds->max));
+	return clamp(r->cur, min(READ_ONCE(r->bounds->min),
+				 vmb_rate_ceiling(r)),
+		     vmb_rate_ceiling(r));
+}
+
+/**
+ * vmb_rate_now() - a rate as debugfs shows it
+ * @r: the rate
+ *
+ * Return: the current budget in frames per second, 0 when there is none.
+ */
+unsigned int vmb_rate_now(const struct vmb_rate *r)
+{
+	unsigned int rate = vmb_rate(r);
+
+	return rate == UINT_MAX ? 0 : rate;
 }
 
 static void vmb_rate_grow(struct vmb_rate *r)
 {
-	r->cur = min(vmb_rate(r) * 2, READ_ONCE(r->bounds->max));
+	unsigned int rate = vmb_rate(r), ceiling = vmb_rate_ceiling(r);
+
+	r->cur = rate > ceiling / 2 ? ceiling : rate * 2;
 }
 
-static void vmb_rate_shrink(struct vmb_rate *r)
+/*
+ * Halve the rate, or what moved in this period when that is less: from no
+ * budget at all, halving UINT_MAX would not slow anything down.
+ */
+static void vmb_rate_shrink(struct vmb_rate *r, unsigned long done)
 {
-	r->cur = max(vmb_rate(r) / 2, READ_ONCE(r->bounds->min));
+	unsigned int min = READ_ONCE(r->bounds->min);
+	unsigned long base = min_t(unsigned long, vmb_rate(r),
+				   max_t(unsigned long, done, min));
+
+	r->cur = max_t(unsigned long, base / 2, min);
 }
 
 /* Most refused frames kept allocated across periods: RAM/16, 64 MiB at most. */
@@ -265,7 +303,7 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 		if (size == VMB_PAGE_2M) {
 			b->huge_failed = true;
 		} else {
-			vmb_rate_shrink(&b->inflate);
+			vmb_rate_shrink(&b->inflate, b->period_done);
 			vmb_fail_period(b);
 		}
 	}
@@ -293,7 +331,7 @@ static unsigned long vmb_deflate(struct vmb_balloon *b, unsigned long frames)
 				  VMB_DEFLATE_TO_GOAL);
 	b->period_done += freed;
 	if (b->period_failed)
-		vmb_rate_shrink(&b->deflate);
+		vmb_rate_shrink(&b->deflate, b->period_done);
 	else if (b->period_done >= budget)
 		b->period_saturated = &b->deflate;
 	if (freed)
@@ -342,12 +380,25 @@ static void vmb_work(struct work_struct *work)
 	struct vmb_balloon *b = container_of(to_delayed_work(work),
 					     struct vmb_balloon, work);
 	unsigned long delay;
+	ktime_t start;
+	u64 held;
 
+	/*
+	 * One step (one batch) per run: the lock is free between batches, so
+	 * the shrinker's trylock and the OOM notifier get in, and the worker
+	 * yields before the next run.
+	 */
 	mutex_lock(&b->lock);
+	start = ktime_get();
 	delay = vmb_step(b);
 	if (b->running)
 		queue_delayed_work(system_freezable_wq, &b->work, delay);
+	held = ktime_to_ns(ktime_sub(ktime_get(), start));
+	if (held > b->lock_hold_max_ns)
+		WRITE_ONCE(b->lock_hold_max_ns, held);
 	mutex_unlock(&b->lock);
+	if (!delay)
+		cond_resched();
 }
 
 /* ---- Load and unload -------------------------------------------------- */
@@ -378,6 +429,7 @@ static int __init vmb_init(void)
 	INIT_DELAYED_WORK(&b->work, vmb_work);
 	b->period_end = jiffies;
 	b->running = true;
+	vmb_params_fixup();
 	queue_delayed_work(system_freezable_wq, &b->work, 0);
 
 	pr_info("version " VMMEMCTL_VERSION " loaded\n");

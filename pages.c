@@ -389,6 +389,7 @@ unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
 				enum vmb_deflate_mode mode)
 {
 	unsigned long huge = vmb_frames(VMB_PAGE_2M);
+	unsigned long batch = vmb_pages_per_request(b);
 
 	if (!frames)
 		return 0;
@@ -399,15 +400,15 @@ unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
 			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
 						     DIV_ROUND_UP(frames, huge)) *
 			       huge;
+		/* One request at most: the caller holds the lock. */
 		if (frames >= huge)
 			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
-						     frames / huge) * huge;
+						     min(frames / huge, batch)) *
+			       huge;
 		if (vmb_host_huge(&b->host))
 			return vmb_split_huge(b, frames);
 	}
-	return vmb_pages_unlock_free(b, VMB_PAGE_4K,
-				     min_t(unsigned long, frames,
-					   vmb_pages_per_request(b)));
+	return vmb_pages_unlock_free(b, VMB_PAGE_4K, min(frames, batch));
 }
 
 /**

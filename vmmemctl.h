@@ -27,7 +27,7 @@
 /**
  * struct vmb_rate_bounds - an admin's bounds on a rate, in 4 KiB pages/s
  * @min: lower bound
- * @max: upper bound, never below @min
+ * @max: upper bound, never below @min; VMB_RATE_UNLIMITED for none
  */
 struct vmb_rate_bounds {
 	unsigned int min;
@@ -72,8 +72,10 @@ struct vmb_params {
 
 extern struct vmb_params vmb_params;
 
-#define VMB_INFLATE_RATE_MAX_DEFAULT	65536U
-#define VMB_DEFLATE_RATE_MAX_DEFAULT	131072U
+/* A maximum rate of 0: no ceiling (the default for both rates). */
+#define VMB_RATE_UNLIMITED	0U
+
+void vmb_params_fixup(void);
 
 unsigned long vmb_floor_pages(unsigned long ram);
 unsigned long vmb_max_size_pages(unsigned long ram);
@@ -102,7 +104,7 @@ enum vmb_limit {
 
 /**
  * struct vmb_rate - an adaptive per-second rate, in 4 KiB pages
- * @cur: current rate, clamped to @bounds on use
+ * @cur: current rate, clamped to @bounds on use; UINT_MAX for no budget
  * @bounds: the admin's bounds (module parameters)
  */
 struct vmb_rate {
@@ -165,6 +167,7 @@ struct vmb_page_stats {
  * @oom_frames: frames given back to avert an OOM kill
  * @migrations: 4 KiB pages the kernel moved, the host locking the new one
  * @migrate_fails: migrations the host refused or failed, either side
+ * @lock_hold_max_ns: longest time one run of the work item held @lock
  */
 struct vmb_balloon {
 	struct mutex lock;	/* see @lock above */
@@ -204,6 +207,7 @@ struct vmb_balloon {
 	unsigned long oom_frames;
 	unsigned long migrations;
 	unsigned long migrate_fails;
+	u64 lock_hold_max_ns;
 };
 
 /**
@@ -234,6 +238,8 @@ static inline void vmb_fail_period(struct vmb_balloon *b)
 {
 	b->period_failed = true;
 }
+
+unsigned int vmb_rate_now(const struct vmb_rate *r);
 
 /* ---- pages.c ---------------------------------------------------------- */
 
