@@ -235,6 +235,31 @@ static void vmb_update_goal(struct vmb_balloon *b)
 
 /* ---- The work item ---------------------------------------------------- */
 
+/**
+ * vmb_lock() - the work item takes the balloon lock
+ * @b: the balloon
+ */
+void vmb_lock(struct vmb_balloon *b)
+{
+	mutex_lock(&b->lock);
+	b->lock_hold_since = ktime_get();
+}
+
+/**
+ * vmb_unlock() - the work item drops the balloon lock
+ * @b: the balloon
+ *
+ * Keeps the longest stretch the work item held it (debugfs).
+ */
+void vmb_unlock(struct vmb_balloon *b)
+{
+	u64 held = ktime_to_ns(ktime_sub(ktime_get(), b->lock_hold_since));
+
+	if (held > b->lock_hold_max_ns)
+		WRITE_ONCE(b->lock_hold_max_ns, held);
+	mutex_unlock(&b->lock);
+}
+
 static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 {
 	unsigned long refused = vmb_refused_frames(b);
@@ -282,6 +307,18 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 	}
 }
 
+/*
+ * Did the balloon change course while vmb_pages_alloc() had dropped the
+ * lock? An unload, a reset or renegotiation, or a release under pressure
+ * (hold-off) means the pages are not wanted now.
+ */
+static bool vmb_inflate_stale(struct vmb_balloon *b)
+{
+	return !b->running || b->host.reset_required ||
+	       READ_ONCE(vmb_params.protocol_changed) ||
+	       time_before(jiffies, b->holdoff_until);
+}
+
 /* Allocate and lock up to @frames, within the rate budget. */
 static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 {
@@ -297,7 +334,7 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	    frames >= vmb_frames(VMB_PAGE_2M))
 		size = VMB_PAGE_2M;
 	n = min_t(unsigned long, frames / vmb_frames(size),
-		  vmb_pages_per_request(b));
+		  vmb_pages_per_request(b, size));
 
 	if (vmb_pages_alloc(b, &list, size, n) < n) {
 		if (size == VMB_PAGE_2M) {
@@ -306,6 +343,10 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 			vmb_rate_shrink(&b->inflate, b->period_done);
 			vmb_fail_period(b);
 		}
+	}
+	if (vmb_inflate_stale(b)) {
+		vmb_free_list(b, &list, size);
+		return 0;
 	}
 	/* No 2 MiB page to be had is not a failure: go on with 4 KiB pages. */
 	if (size == VMB_PAGE_2M && list_empty(&list))
@@ -380,23 +421,17 @@ static void vmb_work(struct work_struct *work)
 	struct vmb_balloon *b = container_of(to_delayed_work(work),
 					     struct vmb_balloon, work);
 	unsigned long delay;
-	ktime_t start;
-	u64 held;
 
 	/*
-	 * One step (one batch) per run: the lock is free between batches, so
-	 * the shrinker's trylock and the OOM notifier get in, and the worker
-	 * yields before the next run.
+	 * One step (one batch) per run: the lock is free between batches, and
+	 * while the batch is allocated, so the shrinker's trylock and the OOM
+	 * notifier get in, and the worker yields before the next run.
 	 */
-	mutex_lock(&b->lock);
-	start = ktime_get();
+	vmb_lock(b);
 	delay = vmb_step(b);
 	if (b->running)
 		queue_delayed_work(system_freezable_wq, &b->work, delay);
-	held = ktime_to_ns(ktime_sub(ktime_get(), start));
-	if (held > b->lock_hold_max_ns)
-		WRITE_ONCE(b->lock_hold_max_ns, held);
-	mutex_unlock(&b->lock);
+	vmb_unlock(b);
 	if (!delay)
 		cond_resched();
 }

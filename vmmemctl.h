@@ -167,7 +167,8 @@ struct vmb_page_stats {
  * @oom_frames: frames given back to avert an OOM kill
  * @migrations: 4 KiB pages the kernel moved, the host locking the new one
  * @migrate_fails: migrations the host refused or failed, either side
- * @lock_hold_max_ns: longest time one run of the work item held @lock
+ * @lock_hold_since: when the work item last took @lock
+ * @lock_hold_max_ns: longest time the work item held @lock at a stretch
  */
 struct vmb_balloon {
 	struct mutex lock;	/* see @lock above */
@@ -207,6 +208,7 @@ struct vmb_balloon {
 	unsigned long oom_frames;
 	unsigned long migrations;
 	unsigned long migrate_fails;
+	ktime_t lock_hold_since;
 	u64 lock_hold_max_ns;
 };
 
@@ -240,6 +242,8 @@ static inline void vmb_fail_period(struct vmb_balloon *b)
 }
 
 unsigned int vmb_rate_now(const struct vmb_rate *r);
+void vmb_lock(struct vmb_balloon *b);
+void vmb_unlock(struct vmb_balloon *b);
 
 /* ---- pages.c ---------------------------------------------------------- */
 
@@ -256,9 +260,12 @@ enum vmb_deflate_mode {
 };
 
 void vmb_pages_init(struct vmb_balloon *b);
-unsigned int vmb_pages_per_request(const struct vmb_balloon *b);
+unsigned int vmb_pages_per_request(const struct vmb_balloon *b,
+				   enum vmb_page_size size);
 unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size, unsigned int n);
+void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
+		   enum vmb_page_size size);
 unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size);
 unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
