@@ -5,7 +5,9 @@
  * A delayed work item polls the host's target once a second. Each run
  * moves at most one request's worth of pages toward the goal (the host's
  * target, bounded by what the guest can give and what the admin allows)
- * and runs again at once while the per-second rate budget lasts.
+ * and runs again at once while the per-second rate budget lasts (by
+ * default there is no budget: the rates only bind after a failure). The
+ * lock is dropped between runs, so pressure callbacks get in.
  *
  * How pages are allocated, locked, refused and freed is in pages.c; the
  * pressure response in pressure.c; the parameters in params.c.
@@ -15,6 +17,7 @@
 
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched.h>
@@ -35,28 +38,63 @@ static struct vmb_balloon vmb_balloon = {
 	.huge_pages	= LIST_HEAD_INIT(vmb_balloon.huge_pages),
 	.refused	= { LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_4K]),
 			    LIST_HEAD_INIT(vmb_balloon.refused[VMB_PAGE_2M]) },
-	.inflate	= { .cur = VMB_INFLATE_RATE_MAX_DEFAULT,
+	.inflate	= { .cur = UINT_MAX,
 			    .bounds = &vmb_params.inflate_rate },
-	.deflate	= { .cur = VMB_DEFLATE_RATE_MAX_DEFAULT,
+	.deflate	= { .cur = UINT_MAX,
 			    .bounds = &vmb_params.deflate_rate },
 };
 
 /* ---- Rates ------------------------------------------------------------ */
 
+/*
+ * A rate is a budget of frames per period. UINT_MAX is no budget: the
+ * default, since the maximum defaults to VMB_RATE_UNLIMITED.
+ */
+static unsigned int vmb_rate_ceiling(const struct vmb_rate *r)
+{
+	unsigned int max = READ_ONCE(r->bounds->max);
+
+	return max == VMB_RATE_UNLIMITED ? UINT_MAX : max;
+}
+
 static unsigned int vmb_rate(const struct vmb_rate *r)
 {
-	return clamp(r->cur, READ_ONCE(r->bounds->min),
-		     READ_ONCE(r->bounds->max));
+	return clamp(r->cur, min(READ_ONCE(r->bounds->min),
+				 vmb_rate_ceiling(r)),
+		     vmb_rate_ceiling(r));
+}
+
+/**
+ * vmb_rate_now() - a rate as debugfs shows it
+ * @r: the rate
+ *
+ * Return: the current budget in frames per second, 0 when there is none.
+ */
+unsigned int vmb_rate_now(const struct vmb_rate *r)
+{
+	unsigned int rate = vmb_rate(r);
+
+	return rate == UINT_MAX ? 0 : rate;
 }
 
 static void vmb_rate_grow(struct vmb_rate *r)
 {
-	r->cur = min(vmb_rate(r) * 2, READ_ONCE(r->bounds->max));
+	unsigned int rate = vmb_rate(r), ceiling = vmb_rate_ceiling(r);
+
+	r->cur = rate > ceiling / 2 ? ceiling : rate * 2;
 }
 
-static void vmb_rate_shrink(struct vmb_rate *r)
+/*
+ * Halve the rate, or what moved in this period when that is less: from no
+ * budget at all, halving UINT_MAX would not slow anything down.
+ */
+static void vmb_rate_shrink(struct vmb_rate *r, unsigned long done)
 {
-	r->cur = max(vmb_rate(r) / 2, READ_ONCE(r->bounds->min));
+	unsigned int min = READ_ONCE(r->bounds->min);
+	unsigned long base = min_t(unsigned long, vmb_rate(r),
+				   max_t(unsigned long, done, min));
+
+	r->cur = max_t(unsigned long, base / 2, min);
 }
 
 /* Most refused frames kept allocated across periods: RAM/16, 64 MiB at most. */
@@ -205,6 +243,31 @@ static void vmb_update_goal(struct vmb_balloon *b)
 
 /* ---- The work item ---------------------------------------------------- */
 
+/**
+ * vmb_lock() - the work item takes the balloon lock
+ * @b: the balloon
+ */
+void vmb_lock(struct vmb_balloon *b)
+{
+	mutex_lock(&b->lock);
+	b->lock_hold_since = ktime_get();
+}
+
+/**
+ * vmb_unlock() - the work item drops the balloon lock
+ * @b: the balloon
+ *
+ * Keeps the longest stretch the work item held it (debugfs).
+ */
+void vmb_unlock(struct vmb_balloon *b)
+{
+	u64 held = ktime_to_ns(ktime_sub(ktime_get(), b->lock_hold_since));
+
+	if (held > b->lock_hold_max_ns)
+		WRITE_ONCE(b->lock_hold_max_ns, held);
+	mutex_unlock(&b->lock);
+}
+
 static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 {
 	unsigned long refused = vmb_refused_frames(b);
@@ -252,6 +315,18 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 	}
 }
 
+/*
+ * Did the balloon change course while vmb_pages_alloc() had dropped the
+ * lock? An unload, a reset or renegotiation, or a release under pressure
+ * (hold-off) means the pages are not wanted now.
+ */
+static bool vmb_inflate_stale(struct vmb_balloon *b)
+{
+	return !b->running || b->host.reset_required ||
+	       READ_ONCE(vmb_params.protocol_changed) ||
+	       time_before(jiffies, b->holdoff_until);
+}
+
 /* Allocate and lock up to @frames, within the rate budget. */
 static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 {
@@ -267,15 +342,19 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	    frames >= vmb_frames(VMB_PAGE_2M))
 		size = VMB_PAGE_2M;
 	n = min_t(unsigned long, frames / vmb_frames(size),
-		  vmb_pages_per_request(b));
+		  vmb_pages_per_request(b, size));
 
 	if (vmb_pages_alloc(b, &list, size, n) < n) {
 		if (size == VMB_PAGE_2M) {
 			b->huge_failed = true;
 		} else {
-			vmb_rate_shrink(&b->inflate);
+			vmb_rate_shrink(&b->inflate, b->period_done);
 			vmb_fail_period(b);
 		}
+	}
+	if (vmb_inflate_stale(b)) {
+		vmb_free_list(b, &list, size);
+		return 0;
 	}
 	/* No 2 MiB page to be had is not a failure: go on with 4 KiB pages. */
 	if (size == VMB_PAGE_2M && list_empty(&list))
@@ -301,7 +380,7 @@ static unsigned long vmb_deflate(struct vmb_balloon *b, unsigned long frames)
 				  VMB_DEFLATE_TO_GOAL);
 	b->period_done += freed;
 	if (b->period_failed)
-		vmb_rate_shrink(&b->deflate);
+		vmb_rate_shrink(&b->deflate, b->period_done);
 	else if (b->period_done >= budget)
 		b->period_saturated = &b->deflate;
 	if (freed)
@@ -354,11 +433,18 @@ static void vmb_work(struct work_struct *work)
 					     struct vmb_balloon, work);
 	unsigned long delay;
 
-	mutex_lock(&b->lock);
+	/*
+	 * One step (one batch) per run: the lock is free between batches, and
+	 * while the batch is allocated, so the shrinker's trylock and the OOM
+	 * notifier get in, and the worker yields before the next run.
+	 */
+	vmb_lock(b);
 	delay = vmb_step(b);
 	if (b->running)
 		queue_delayed_work(system_freezable_wq, &b->work, delay);
-	mutex_unlock(&b->lock);
+	vmb_unlock(b);
+	if (!delay)
+		cond_resched();
 }
 
 /* ---- Load and unload -------------------------------------------------- */
@@ -389,6 +475,7 @@ static int __init vmb_init(void)
 	INIT_DELAYED_WORK(&b->work, vmb_work);
 	b->period_end = jiffies;
 	b->running = true;
+	vmb_params_fixup();
 	queue_delayed_work(system_freezable_wq, &b->work, 0);
 
 	pr_info("version " VMMEMCTL_VERSION " loaded\n");

@@ -111,15 +111,27 @@ static void vmb_lock_request(struct vmb_balloon *b, struct vmb_request *req)
 	}
 }
 
+/*
+ * 2 MiB pages per step: 256 MiB. Marking a batch offline (512 frames a
+ * page) and the host's answer are under the balloon lock; a full batch of
+ * 512 (1 GiB) held it for over 10 ms under TCG.
+ */
+#define VMB_2M_PER_REQUEST	128
+
 /**
  * vmb_pages_per_request() - pages one step of the work item moves at most
  * @b: the balloon
+ * @size: page size
  *
- * Return: a batch page's worth when batched, fewer with one call per page.
+ * Return: a batch page's worth when batched (fewer 2 MiB pages), fewer
+ * with one call per page.
  */
-unsigned int vmb_pages_per_request(const struct vmb_balloon *b)
+unsigned int vmb_pages_per_request(const struct vmb_balloon *b,
+				   enum vmb_page_size size)
 {
-	return vmb_host_batched(&b->host) ? VMB_BATCH_MAX : VMB_BASIC_CHUNK;
+	if (!vmb_host_batched(&b->host))
+		return VMB_BASIC_CHUNK;
+	return size == VMB_PAGE_2M ? VMB_2M_PER_REQUEST : VMB_BATCH_MAX;
 }
 
 static unsigned int vmb_order(enum vmb_page_size size)
@@ -146,10 +158,15 @@ static void vmb_clear_offline(struct page *page, enum vmb_page_size size)
 
 /**
  * vmb_pages_alloc() - allocate pages to inflate with
- * @b: the balloon
+ * @b: the balloon, locked
  * @list: where the pages go, linked through page->lru
  * @size: page size
  * @n: pages wanted
+ *
+ * Drops @b->lock while allocating and takes it back: the allocator zeroes
+ * every page with init_on_alloc (a batch of 2 MiB pages is up to 1 GiB),
+ * and reclaim and the OOM notifier must not wait for that. The caller
+ * checks what changed meanwhile.
  *
  * Stops at the first failure: the allocator has nothing more to give
  * without reclaim.
@@ -163,20 +180,22 @@ unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 	struct page *page;
 	unsigned int i;
 
+	vmb_unlock(b);
 	for (i = 0; i < n; i++) {
 		page = alloc_pages(gfp, vmb_order(size));
-		if (!page) {
-			b->stat[size].alloc_fail++;
+		if (!page)
 			break;
-		}
-		b->stat[size].alloc++;
 		list_add_tail(&page->lru, list);
 	}
+	vmb_lock(b);
+	b->stat[size].alloc += i;
+	if (i < n)
+		b->stat[size].alloc_fail++;
 	return i;
 }
 
-static void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
-			  enum vmb_page_size size)
+void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
+		   enum vmb_page_size size)
 {
 	struct page *page, *next;
 
@@ -389,6 +408,7 @@ unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
 				enum vmb_deflate_mode mode)
 {
 	unsigned long huge = vmb_frames(VMB_PAGE_2M);
+	unsigned int n;
 
 	if (!frames)
 		return 0;
@@ -399,15 +419,17 @@ unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
 			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
 						     DIV_ROUND_UP(frames, huge)) *
 			       huge;
-		if (frames >= huge)
-			return vmb_pages_unlock_free(b, VMB_PAGE_2M,
-						     frames / huge) * huge;
+		/* One request at most: the caller holds the lock. */
+		n = min_t(unsigned long, frames / huge,
+			  vmb_pages_per_request(b, VMB_PAGE_2M));
+		if (n)
+			return vmb_pages_unlock_free(b, VMB_PAGE_2M, n) * huge;
 		if (vmb_host_huge(&b->host))
 			return vmb_split_huge(b, frames);
 	}
 	return vmb_pages_unlock_free(b, VMB_PAGE_4K,
 				     min_t(unsigned long, frames,
-					   vmb_pages_per_request(b)));
+					   vmb_pages_per_request(b, VMB_PAGE_4K)));
 }
 
 /**

@@ -22,10 +22,8 @@
 #define VMB_RATE_LIMIT		4194304U
 
 struct vmb_params vmb_params = {
-	.inflate_rate		= { .min = 512,
-				    .max = VMB_INFLATE_RATE_MAX_DEFAULT },
-	.deflate_rate		= { .min = 512,
-				    .max = VMB_DEFLATE_RATE_MAX_DEFAULT },
+	.inflate_rate		= { .min = 512, .max = VMB_RATE_UNLIMITED },
+	.deflate_rate		= { .min = 512, .max = VMB_RATE_UNLIMITED },
 	.refused_max		= 16,
 	.pressure_holdoff	= 10,
 	.max_size_percent	= 100,
@@ -80,7 +78,21 @@ static int vmb_parse_uint(const char *val, unsigned int lo, unsigned int hi,
 	return 0;
 }
 
-/* ---- Rates: each bound is checked against the other ------------------- */
+/*
+ * ---- Rates: each bound is checked against the other --------------------
+ *
+ * A maximum of 0 (VMB_RATE_UNLIMITED) means no ceiling. At run time a
+ * bound that crosses the other is refused. While the module loads the
+ * parameters arrive in the order the admin wrote them, so there each one
+ * is taken as given and vmb_params_fixup() reconciles them afterwards.
+ */
+
+static bool vmb_params_live;
+
+static bool vmb_rate_crosses(unsigned int min, unsigned int max)
+{
+	return max != VMB_RATE_UNLIMITED && min > max;
+}
 
 static int vmb_set_rate_min(const char *val, const struct kernel_param *kp)
 {
@@ -93,7 +105,8 @@ static int vmb_set_rate_min(const char *val, const struct kernel_param *kp)
 			     "pages per second", &v);
 	if (ret)
 		return ret;
-	if (v > READ_ONCE(r->max)) {
+	if (READ_ONCE(vmb_params_live) &&
+	    vmb_rate_crosses(v, READ_ONCE(r->max))) {
 		pr_err("%s: %u is above the maximum (%u); value unchanged\n",
 		       kp->name, v, READ_ONCE(r->max));
 		return -EINVAL;
@@ -109,17 +122,43 @@ static int vmb_set_rate_max(const char *val, const struct kernel_param *kp)
 	unsigned int v;
 	int ret;
 
-	ret = vmb_parse_uint(val, 1, VMB_RATE_LIMIT, kp->name,
-			     "pages per second", &v);
+	ret = vmb_parse_uint(val, 0, VMB_RATE_LIMIT, kp->name,
+			     "pages per second (0 for no limit)", &v);
 	if (ret)
 		return ret;
-	if (v < READ_ONCE(r->min)) {
+	if (READ_ONCE(vmb_params_live) &&
+	    vmb_rate_crosses(READ_ONCE(r->min), v)) {
 		pr_err("%s: %u is below the minimum (%u); value unchanged\n",
 		       kp->name, v, READ_ONCE(r->min));
 		return -EINVAL;
 	}
 	WRITE_ONCE(r->max, v);
 	return 0;
+}
+
+static void vmb_rate_fixup(struct vmb_rate_bounds *r, const char *name)
+{
+	unsigned int max = READ_ONCE(r->max);
+
+	if (!vmb_rate_crosses(READ_ONCE(r->min), max))
+		return;
+	pr_warn("%s_rate_min: %u is above %s_rate_max; using %u\n",
+		name, READ_ONCE(r->min), name, max);
+	WRITE_ONCE(r->min, max);
+}
+
+/**
+ * vmb_params_fixup() - reconcile the parameters given at load
+ *
+ * A minimum rate above the maximum given at load is lowered to the maximum,
+ * with a warning. From then on a setter refuses a bound that crosses the
+ * other.
+ */
+void vmb_params_fixup(void)
+{
+	vmb_rate_fixup(&vmb_params.inflate_rate, "inflate");
+	vmb_rate_fixup(&vmb_params.deflate_rate, "deflate");
+	WRITE_ONCE(vmb_params_live, true);
 }
 
 static const struct kernel_param_ops vmb_rate_min_ops = {
@@ -139,7 +178,7 @@ MODULE_PARM_DESC(inflate_rate_min,
 module_param_cb(inflate_rate_max, &vmb_rate_max_ops,
 		&vmb_params.inflate_rate.max, 0644);
 MODULE_PARM_DESC(inflate_rate_max,
-		 "Fastest inflate rate, 4 KiB pages per second (1-4194304, default 65536)");
+		 "Fastest inflate rate, 4 KiB pages per second (0-4194304, 0 = no limit, default 0)");
 module_param_cb(deflate_rate_min, &vmb_rate_min_ops,
 		&vmb_params.deflate_rate.min, 0644);
 MODULE_PARM_DESC(deflate_rate_min,
@@ -147,7 +186,7 @@ MODULE_PARM_DESC(deflate_rate_min,
 module_param_cb(deflate_rate_max, &vmb_rate_max_ops,
 		&vmb_params.deflate_rate.max, 0644);
 MODULE_PARM_DESC(deflate_rate_max,
-		 "Fastest deflate rate, 4 KiB pages per second (1-4194304, default 131072)");
+		 "Fastest deflate rate, 4 KiB pages per second (0-4194304, 0 = no limit, default 0)");
 
 /* ---- Whole numbers within bounds -------------------------------------- */
 

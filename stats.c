@@ -81,10 +81,10 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 	vmb_show_ul(f, "pages 2M", READ_ONCE(b->nr_pages[VMB_PAGE_2M]));
 	vmb_show_ul(f, "refused 4k", READ_ONCE(b->nr_refused[VMB_PAGE_4K]));
 	vmb_show_ul(f, "refused 2M", READ_ONCE(b->nr_refused[VMB_PAGE_2M]));
-	vmb_show_ul(f, "inflate rate", READ_ONCE(b->inflate.cur));
+	vmb_show_ul(f, "inflate rate", vmb_rate_now(&b->inflate));
 	vmb_show_ul(f, "inflate rate min", READ_ONCE(vmb_params.inflate_rate.min));
 	vmb_show_ul(f, "inflate rate max", READ_ONCE(vmb_params.inflate_rate.max));
-	vmb_show_ul(f, "deflate rate", READ_ONCE(b->deflate.cur));
+	vmb_show_ul(f, "deflate rate", vmb_rate_now(&b->deflate));
 	vmb_show_ul(f, "deflate rate min", READ_ONCE(vmb_params.deflate_rate.min));
 	vmb_show_ul(f, "deflate rate max", READ_ONCE(vmb_params.deflate_rate.max));
 	seq_putc(f, '\n');
@@ -125,6 +125,9 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 		snprintf(name, sizeof(name), "free (%s)", sz);
 		vmb_show_ul(f, name, READ_ONCE(s->free));
 	}
+	seq_putc(f, '\n');
+	vmb_show_ul(f, "lock hold max (us)",
+		    div_u64(READ_ONCE(b->lock_hold_max_ns), NSEC_PER_USEC));
 	mutex_unlock(&b->lock);
 	return 0;
 }

@@ -27,7 +27,7 @@
 /**
  * struct vmb_rate_bounds - an admin's bounds on a rate, in 4 KiB pages/s
  * @min: lower bound
- * @max: upper bound, never below @min
+ * @max: upper bound, never below @min; VMB_RATE_UNLIMITED for none
  */
 struct vmb_rate_bounds {
 	unsigned int min;
@@ -72,8 +72,10 @@ struct vmb_params {
 
 extern struct vmb_params vmb_params;
 
-#define VMB_INFLATE_RATE_MAX_DEFAULT	65536U
-#define VMB_DEFLATE_RATE_MAX_DEFAULT	131072U
+/* A maximum rate of 0: no ceiling (the default for both rates). */
+#define VMB_RATE_UNLIMITED	0U
+
+void vmb_params_fixup(void);
 
 unsigned long vmb_floor_pages(unsigned long ram);
 unsigned long vmb_max_size_pages(unsigned long ram);
@@ -102,7 +104,7 @@ enum vmb_limit {
 
 /**
  * struct vmb_rate - an adaptive per-second rate, in 4 KiB pages
- * @cur: current rate, clamped to @bounds on use
+ * @cur: current rate, clamped to @bounds on use; UINT_MAX for no budget
  * @bounds: the admin's bounds (module parameters)
  */
 struct vmb_rate {
@@ -165,6 +167,8 @@ struct vmb_page_stats {
  * @oom_frames: frames given back to avert an OOM kill
  * @migrations: 4 KiB pages the kernel moved, the host locking the new one
  * @migrate_fails: migrations the host refused or failed, either side
+ * @lock_hold_since: when the work item last took @lock
+ * @lock_hold_max_ns: longest time the work item held @lock at a stretch
  */
 struct vmb_balloon {
 	struct mutex lock;	/* see @lock above */
@@ -204,6 +208,8 @@ struct vmb_balloon {
 	unsigned long oom_frames;
 	unsigned long migrations;
 	unsigned long migrate_fails;
+	ktime_t lock_hold_since;
+	u64 lock_hold_max_ns;
 };
 
 /**
@@ -235,6 +241,10 @@ static inline void vmb_fail_period(struct vmb_balloon *b)
 	b->period_failed = true;
 }
 
+unsigned int vmb_rate_now(const struct vmb_rate *r);
+void vmb_lock(struct vmb_balloon *b);
+void vmb_unlock(struct vmb_balloon *b);
+
 /* ---- pages.c ---------------------------------------------------------- */
 
 /**
@@ -250,9 +260,12 @@ enum vmb_deflate_mode {
 };
 
 void vmb_pages_init(struct vmb_balloon *b);
-unsigned int vmb_pages_per_request(const struct vmb_balloon *b);
+unsigned int vmb_pages_per_request(const struct vmb_balloon *b,
+				   enum vmb_page_size size);
 unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size, unsigned int n);
+void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
+		   enum vmb_page_size size);
 unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size);
 unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,

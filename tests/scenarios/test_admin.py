@@ -12,6 +12,7 @@ SYSFS = '/sys/kernel/vmmemctl'
 def test_parameters_valid_and_invalid():
     with boot('params') as r:
         load(r)
+        assert param(r, 'inflate_rate_max') == '0' and param(r, 'deflate_rate_max') == '0'
         good = [('inflate_rate_max', '100000'), ('inflate_rate_min', '1024'),
                 ('deflate_rate_min', '256'), ('deflate_rate_max', '8192'),
                 ('refused_max', '64'), ('pressure_holdoff', '0'), ('min_free_mb', '16'),
@@ -23,6 +24,7 @@ def test_parameters_valid_and_invalid():
         bad = [('inflate_rate_min', '0'), ('inflate_rate_min', 'abc'),
                ('inflate_rate_min', '200000'),        # above the max
                ('inflate_rate_max', '100'),           # below the min
+               ('inflate_rate_max', '-1'), ('deflate_rate_max', '4194305'),
                ('deflate_rate_max', '99999999'), ('refused_max', '0'),
                ('refused_max', '-1'), ('pressure_holdoff', '99999'), ('max_size', '150%'),
                ('max_size', 'lots'), ('batching', 'maybe'), ('enabled', '2x')]
@@ -35,6 +37,42 @@ def test_parameters_valid_and_invalid():
         st = r.stats()
         assert st['inflate rate min'] == 1024 and st['inflate rate max'] == 100000
         rc, out = r.sh('modinfo -p /modules/vmmemctl.ko 2>/dev/null || true')
+        finish(r)
+
+
+def _clamp_warnings(r):
+    return [line for line in r.dmesg().splitlines()
+            if 'inflate_rate_min:' in line and 'above inflate_rate_max' in line]
+
+
+def test_rate_params_any_order_at_load():
+    """Rates given at load in any order: a maximum below the (default)
+    minimum lowers the minimum with a warning instead of failing insmod.
+    Once loaded, a bound that crosses the other is refused again."""
+    with boot('params_order') as r:
+        for params, want in (('inflate_rate_max=256', ('256', '256')),
+                             ('inflate_rate_min=2048 inflate_rate_max=1024', ('1024', '1024')),
+                             ('inflate_rate_max=1024 inflate_rate_min=2048', ('1024', '1024')),
+                             ('inflate_rate_max=0 inflate_rate_min=4096', ('4096', '0'))):
+            before = len(_clamp_warnings(r))
+            load(r, params=params)
+            got = (param(r, 'inflate_rate_min'), param(r, 'inflate_rate_max'))
+            assert got == want, '%s: min, max = %s' % (params, got)
+            warned = _clamp_warnings(r)[before:]
+            assert len(warned) == (want != ('4096', '0')), (params, warned)
+            assert param(r, 'deflate_rate_min') == '512' and param(r, 'deflate_rate_max') == '0'
+            if want[1] != '0':
+                assert set_param(r, 'inflate_rate_min', str(int(want[1]) + 1)) != 0
+                assert set_param(r, 'inflate_rate_max', str(int(want[0]) - 1)) != 0
+                assert param(r, 'inflate_rate_min') == want[0]
+            rc, out = r.unload()
+            assert rc == 0, out
+        load(r, params='deflate_rate_max=300')
+        assert param(r, 'deflate_rate_min') == '300'
+        assert set_param(r, 'deflate_rate_max', '0') == 0
+        assert set_param(r, 'deflate_rate_min', '8192') == 0, 'no maximum: any minimum goes'
+        r.host.set_target(1024)
+        wait_size(r, 1024)
         finish(r)
 
 

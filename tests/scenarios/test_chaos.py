@@ -42,9 +42,9 @@ PARAM_VALUES = {
     'enabled': BOOLS,
     'pressure_release': BOOLS,
     'inflate_rate_min': (['512', '1024', '4096', '0x800'], ['0', '-1', 'abc', '4194305', '']),
-    'inflate_rate_max': (['16384', '65536', '262144', '4194304'], ['0', '4194305', 'lots', '-7']),
+    'inflate_rate_max': (['0', '16384', '65536', '262144', '4194304'], ['4194305', 'lots', '-7']),
     'deflate_rate_min': (['512', '2048', '8192'], ['0', 'x', '99999999']),
-    'deflate_rate_max': (['16384', '131072', '4194304'], ['0', '4194305', 'many']),
+    'deflate_rate_max': (['0', '16384', '131072', '4194304'], ['4194305', 'many']),
     'refused_max': (['16', '64', '512', '4096'], ['0', '-1', '4097', 'z']),
     'pressure_holdoff': (['0', '2', '10'], ['3601', '-1', 'soon']),
     'min_free_mb': (['0', '16', '64', '160'], ['-1', '1073741825', 'x']),
@@ -111,10 +111,12 @@ class Chaos:
         valid, _ = PARAM_VALUES[name]
         if value not in valid:
             return False
+        # a maximum of 0 is no limit: any minimum goes with it
         if '_rate_' in name and name.endswith('_min'):
-            return int(value, 0) <= int(self.params[name[:-4] + '_max'])
+            mx = int(self.params[name[:-4] + '_max'])
+            return mx == 0 or int(value, 0) <= mx
         if '_rate_' in name and name.endswith('_max'):
-            return int(value, 0) >= int(self.params[name[:-4] + '_min'])
+            return int(value, 0) == 0 or int(value, 0) >= int(self.params[name[:-4] + '_min'])
         return True
 
     def act_param(self):

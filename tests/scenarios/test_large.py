@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Large balloons (issue 14): no fixed rate ceiling by default, and the work
+item holds the balloon lock for one batch at a time, briefly."""
+
+import re
+import time
+
+from common import assert_accounting, boot, finish, load, param, wait_size
+
+TRACING = '/sys/kernel/tracing'
+# The deflate ceiling the driver had by default before issue 14, in 4 KiB
+# pages per one-second period (512 MiB/s; inflate had 256 MiB/s).
+OLD_DEFLATE_MAX = 131072
+# Longest the work item may hold the lock at a stretch, in guest time, under
+# TCG. Issue 14's goal is 10 ms a batch; a quiet run measures about 4 ms. But
+# the guest's clock is the host's: when the host deschedules QEMU's vCPU
+# thread (2 shared cores, load 5-6 while the test suites run side by side)
+# the guest sees a hold of 10-25 ms that no driver change can shorten. 50 ms
+# still catches what matters: allocating a batch under the lock (before issue
+# 14) held it for 1-3 s.
+LOCK_HOLD_MAX_US = 50000
+
+
+def _target_70(r):
+    """70% of the guest's RAM, in whole 2 MiB pages (4 KiB pages)."""
+    total_kb = r.meminfo()['MemTotal']
+    return total_kb * 7 // 10 // 2048 * 512
+
+
+def _moved_per_window(trace, event, window=1.0):
+    """Most pages one kind of event moved within any `window` seconds of
+    guest trace time."""
+    evs = [(float(m.group(1)), int(m.group(2))) for m in re.finditer(
+        r'\s(\d+\.\d+): %s: pages=(\d+)' % event, trace)]
+    best, lo, acc = 0, 0, 0
+    for t, pages in evs:
+        acc += pages
+        while evs[lo][0] < t - window:
+            acc -= evs[lo][1]
+            lo += 1
+        best = max(best, acc)
+    return best, len(evs)
+
+
+def test_large_inflate_lock_hold():
+    """Inflate 70% of a 1 GiB guest and back: the work item never holds the
+    balloon lock for long (LOCK_HOLD_MAX_US, see there).
+
+    The time is guest time (ktime in the work item, around each stretch it
+    holds the lock). Under TCG the guest's TSC keeps running while QEMU's
+    gdbstub stops for the simulated host to answer a hypercall, so that
+    round trip (about 1-2 ms) counts, as a real hypercall's exit would: the
+    lock is held across it. Allocation (the guest zeroes every page,
+    init_on_alloc: seconds for 700 MiB under TCG) happens with the lock
+    dropped and does not count. What is left per batch is the hypercall and
+    marking the pages offline: about 4 ms for 256 MiB of 2 MiB pages under
+    TCG, a fraction of that on hardware.
+    """
+    with boot('large_lock_hold', mem_mb=1024) as r:
+        load(r)
+        target = _target_70(r)
+        t = time.monotonic()
+        r.host.set_target(target)
+        wait_size(r, target, timeout=300)
+        up = time.monotonic() - t
+        st = r.stats()
+        assert st['limited by'] == 'none', st['limited by']
+        hold_up = st['lock hold max (us)']
+        r.log('inflate of %d pages: %.1f s, longest lock hold %d us' % (target, up, hold_up))
+        assert 0 < hold_up < LOCK_HOLD_MAX_US * r.slowdown, \
+            'work item held the lock %d us while inflating' % hold_up
+        t = time.monotonic()
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=300)
+        down = time.monotonic() - t
+        hold = r.stats()['lock hold max (us)']
+        r.log('deflate: %.1f s, longest lock hold %d us' % (down, hold))
+        assert hold < LOCK_HOLD_MAX_US * r.slowdown, 'work item held the lock %d us while deflating' % hold
+        finish(r)
+
+
+def test_large_inflate_not_rate_limited():
+    """With the default parameters no per-second budget applies: debugfs
+    shows no budget (rate 0) before, during and after a large inflate and
+    deflate, and the deflate moves more per second than the old ceiling
+    allowed."""
+    with boot('large_no_rate', mem_mb=1024) as r:
+        load(r)
+        for name in ('inflate_rate_max', 'deflate_rate_max'):
+            assert param(r, name) == '0', '%s defaults to %s' % (name, param(r, name))
+        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
+            TRACING, TRACING))
+        assert rc == 0, out
+        target = _target_70(r)
+        r.host.set_target(target)
+        r.wait_for(lambda: r.stats()['current'] > 0, timeout=60, what='inflating')
+        st = r.stats()
+        assert st['inflate rate'] == 0 and st['deflate rate'] == 0, \
+            'a rate budget applies: inflate %d, deflate %d' % (st['inflate rate'],
+                                                              st['deflate rate'])
+        wait_size(r, target, timeout=300)
+        st = r.stats()
+        assert st['inflate rate'] == 0, 'inflate budget appeared: %d' % st['inflate rate']
+        assert st['allocFail (4k)'] == 0, 'allocations failed: the test needs a healthy guest'
+        r.host.set_target(0)
+        wait_size(r, 0, timeout=300)
+        st = r.stats()
+        assert st['deflate rate'] == 0, 'deflate budget appeared: %d' % st['deflate rate']
+        assert_accounting(st)
+        rc, trace = r.sh('cat %s/trace' % TRACING, timeout=120)
+        assert rc == 0, trace[-500:]
+        up, n_up = _moved_per_window(trace, 'vmmemctl_inflate')
+        down, n_down = _moved_per_window(trace, 'vmmemctl_deflate')
+        r.log('most moved in one second: inflate %d pages (%d events), deflate %d (%d events)'
+              % (up, n_up, down, n_down))
+        # Inflation is not asserted against the old ceiling: the guest zeroes
+        # every page it allocates (init_on_alloc), about 150 MiB/s under TCG,
+        # below 256 MiB/s. 'inflate rate' 0 above shows no budget applied.
+        assert down > OLD_DEFLATE_MAX, \
+            'deflate never beat the old 512 MiB/s ceiling (%d pages in 1 s)' % down
+        finish(r)
