@@ -156,6 +156,17 @@ root_install() {   # ROOT-NAME apt-get-args...
         || { tail -30 "$CACHE/roots/$name.install.log" >&2; die "apt-get install $* in the $name root failed"; }
 }
 
+# root_packages NAME [apt-get args] PACKAGES: install them in that root,
+# unless the same list was installed last time.
+root_packages() {
+    local name=$1; shift
+    local stamp="$CACHE/roots/$name/.vmmemctl-pkgs" want="$*"
+    [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+    say "installing in the $name root: $want"
+    root_install "$name" "$@"
+    echo "$want" > "$stamp"
+}
+
 # Every kernel release that some version of linux-headers-amd64 points at,
 # with the suite it comes from: "<release> <archive>" lines.
 root_kernel_offers() {
@@ -185,28 +196,14 @@ say "kernels offered: $K61 (bookworm), $K612 (trixie), $K7 ($K7SUITE)"
 
 TRIXIE_PKGS="make gcc sparse kmod xz-utils zstd dkms qemu-system-x86 linux-headers-$K612 linux-image-$K612-unsigned"
 [ "$K7ROOT" = trixie ] && TRIXIE_PKGS="$TRIXIE_PKGS linux-headers-$K7"
-if [ "$(cat "$CACHE/roots/trixie/.vmmemctl-pkgs" 2>/dev/null)" != "$TRIXIE_PKGS" ]; then
-    say "installing in the trixie root: $TRIXIE_PKGS"
-    root_install trixie -t trixie-backports $TRIXIE_PKGS
-    echo "$TRIXIE_PKGS" > "$CACHE/roots/trixie/.vmmemctl-pkgs"
-fi
+root_packages trixie -t trixie-backports $TRIXIE_PKGS
 if [ "$K7ROOT" = sid ]; then
     ensure_root sid
-    SID_PKGS="make gcc sparse kmod xz-utils zstd linux-headers-$K7"
-    if [ "$(cat "$CACHE/roots/sid/.vmmemctl-pkgs" 2>/dev/null)" != "$SID_PKGS" ]; then
-        say "installing in the sid root: $SID_PKGS"
-        root_install sid $SID_PKGS
-        echo "$SID_PKGS" > "$CACHE/roots/sid/.vmmemctl-pkgs"
-    fi
+    root_packages sid make gcc sparse kmod xz-utils zstd "linux-headers-$K7"
 fi
 
 ensure_root bookworm
-BW_PKGS="make gcc kmod dkms linux-headers-$K61"
-if [ "$(cat "$CACHE/roots/bookworm/.vmmemctl-pkgs" 2>/dev/null)" != "$BW_PKGS" ]; then
-    say "installing in the bookworm root: $BW_PKGS"
-    root_install bookworm $BW_PKGS
-    echo "$BW_PKGS" > "$CACHE/roots/bookworm/.vmmemctl-pkgs"
-fi
+root_packages bookworm make gcc kmod dkms "linux-headers-$K61"
 
 # ---------------------------------------------------------------- QEMU
 # QEMU 11.1 from the trixie root, started through the root's own loader (it
