@@ -9,8 +9,12 @@ every kernel of the matrix (tests/setup.sh prepares it).
     python3 tests/run_tests.py --repeat 20 -k pressure_two   # each test 20 times
     python3 tests/run_tests.py -l              # list
 
+    python3 tests/run_tests.py --debug-tier 6.1-debug   # + the debug tier
+
 The environment may say the same: KERNELS, TESTS (space-separated -k),
 REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
+The debug tier: the tests DEBUG_TIER names also run on the debug kernel
+(tests/debug_kernel.sh); `make check` adds it when no KERNELS are named.
 JOBS worker processes (default 2) run the guest tests side by side, pulling
 them from one queue, kernels interleaved; their full output is in
 tests/out/worker-<n>.log.
@@ -89,16 +93,44 @@ def collect():
     return [(n, fn) for _, n, fn in tests]
 
 
+# The debug tier of `make check`: these also run on the debug kernel (KASAN,
+# lockdep, kmemleak, fault injection), chosen to cover every path that takes
+# the balloon lock, frees pages or talks to the host under failure: page and
+# slab allocation faults, a reset mid-inflate, unload with a full balloon and
+# during compaction, a protocol switch with a busy host, 2 MiB split and
+# reset, pressure release, parameter writes. `make check-debug` runs every
+# kernel test there.
+DEBUG_TIER = (
+    'test_faults::',
+    'test_balloon::test_reset_mid_inflate_batched',
+    'test_balloon::test_rmmod_with_full_balloon',
+    'test_corners::test_protocol_switch_while_host_busy_keeps_pages',
+    'test_migration::test_rmmod_while_compaction_loops',
+    'test_pressure::test_pressure_no_oom_kill_then_reinflate',
+    'test_protocol::test_reset_inside_2m_batches_and_rmmod',
+    'test_protocol::test_2m_balloon_shrinks_by_less_than_2m',
+    'test_admin::test_parameters_valid_and_invalid',
+)
+
+
+def in_debug_tier(name):
+    return any(name == t or (t.endswith('::') and name.startswith(t)) for t in DEBUG_TIER)
+
+
 def per_kernel(fn):
     return getattr(fn, 'per_kernel', True)
 
 
-def plan(tests, matrix, repeat):
+def plan(tests, matrix, repeat, debug_tier=()):
     """[(kernel or None, display name, fn)]: kernel-independent tests first,
-    then every kernel's tests in turn."""
+    then every kernel's tests in turn, then the debug tier's: on each kernel
+    of `debug_tier`, the tests DEBUG_TIER names."""
     out = [(None, n, fn) for n, fn in tests if not per_kernel(fn)]
     for k in matrix:
         out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests if per_kernel(fn)]
+    for k in debug_tier:
+        out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests
+                if per_kernel(fn) and in_debug_tier(n)]
     return [t for t in out for _ in range(repeat)]
 
 
@@ -195,7 +227,8 @@ def _start_and_relay(d, queue, args, jobs, active, results):
             if os.path.exists(f):
                 os.remove(f)
         cmd = [sys.executable, os.path.abspath(__file__), '--kernels', args.kernels or '',
-               '--kernel-tests-only', '--worker', res, '--queue', queue, '--repeat', str(args.repeat)]
+               '--kernel-tests-only', '--worker', res, '--queue', queue, '--repeat', str(args.repeat),
+               '--debug-tier', args.debug_tier]
         for sub in args.k:
             cmd += ['-k', sub]
         with open(log, 'w') as f:
@@ -242,6 +275,10 @@ def main():
                     help='run each selected test N times')
     ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or min(2, os.cpu_count() or 1)),
                     help='tests run side by side (default: 2 on 2 or more CPUs)')
+    ap.add_argument('--debug-tier', default='', metavar='KERNEL',
+                    help='also run the tests DEBUG_TIER names on this (debug) kernel')
+    ap.add_argument('--debug-tier-failed', metavar='WHY',
+                    help='the debug kernel could not be prepared: one failure, with WHY')
     ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--worker', metavar='RESULTS', help=argparse.SUPPRESS)
     ap.add_argument('--queue', help=argparse.SUPPRESS)
@@ -251,11 +288,12 @@ def main():
 
     try:
         matrix = kernels.select(args.kernels)
+        debug_tier = kernels.select(args.debug_tier) if args.debug_tier else []
     except kernels.KernelError as e:
         print('run_tests: %s' % e)
         print('0 passed, 1 failed')
         return 1
-    runs = [t for t in plan(collect(), matrix, max(1, args.repeat))
+    runs = [t for t in plan(collect(), matrix, max(1, args.repeat), debug_tier)
             if not args.k or any(k in t[1] for k in args.k)]
     # Quarantined tests (known to fail in the full run, with the reason)
     # run only when asked for: QUARANTINE=1. They are listed at the end.
@@ -271,6 +309,8 @@ def main():
         return 0
 
     results = {'passed': [], 'failed': [], 'per': {}}
+    if args.debug_tier_failed:
+        results['failed'].append('debug tier: %s' % args.debug_tier_failed)
     if args.worker:
         if args.queue:
             run_queue(runs, args.queue, results)
@@ -281,6 +321,10 @@ def main():
         return 1 if results['failed'] else 0
 
     print('kernels: %s' % ', '.join('%s (%s)' % (k.id, k.kver) for k in matrix))
+    if debug_tier:
+        print('debug tier: %s (%s): %d tests' % (
+            ', '.join(k.id for k in debug_tier), ', '.join(k.kver for k in debug_tier),
+            sum(1 for t in runs if t[0] in debug_tier)))
     print('QEMU: %s (%s)' % (kernels.qemu_version(), kernels.qemu()), flush=True)
     t_all = time.monotonic()
     run_inline([t for t in runs if t[0] is None], results)
