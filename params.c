@@ -94,46 +94,78 @@ static bool vmb_rate_crosses(unsigned int min, unsigned int max)
 	return max != VMB_RATE_UNLIMITED && min > max;
 }
 
-static int vmb_set_rate_min(const char *val, const struct kernel_param *kp)
+/**
+ * enum vmb_rate_bound - which bound of a rate a parameter sets
+ * @VMB_RATE_MIN: the minimum
+ * @VMB_RATE_MAX: the maximum (VMB_RATE_UNLIMITED for none)
+ */
+enum vmb_rate_bound {
+	VMB_RATE_MIN,
+	VMB_RATE_MAX,
+};
+
+/**
+ * struct vmb_rate_rule - what one bound of a rate accepts
+ * @lo: the smallest value (the largest is VMB_RATE_LIMIT)
+ * @unit: what the value counts, for the refusal message
+ * @crossing: how a value crosses the other bound, for the refusal message
+ */
+struct vmb_rate_rule {
+	unsigned int lo;
+	const char *unit;
+	const char *crossing;
+};
+
+static const struct vmb_rate_rule vmb_rate_rules[] = {
+	[VMB_RATE_MIN] = { 1, "pages per second", "above the maximum" },
+	[VMB_RATE_MAX] = { 0, "pages per second (0 for no limit)",
+			   "below the minimum" },
+};
+
+/* One bound of one rate, as a module parameter. */
+struct vmb_rate_param {
+	struct vmb_rate_bounds *rate;
+	enum vmb_rate_bound bound;
+};
+
+static unsigned int *vmb_rate_field(struct vmb_rate_bounds *r,
+				    enum vmb_rate_bound bound)
 {
-	struct vmb_rate_bounds *r = container_of((unsigned int *)kp->arg,
-						 struct vmb_rate_bounds, min);
-	unsigned int v;
+	return bound == VMB_RATE_MIN ? &r->min : &r->max;
+}
+
+static int vmb_set_rate(const char *val, const struct kernel_param *kp)
+{
+	const struct vmb_rate_param *p = kp->arg;
+	const struct vmb_rate_rule *rule = &vmb_rate_rules[p->bound];
+	struct vmb_rate_bounds next = {
+		.min = READ_ONCE(p->rate->min),
+		.max = READ_ONCE(p->rate->max),
+	};
+	unsigned int *v = vmb_rate_field(&next, p->bound);
 	int ret;
 
-	ret = vmb_parse_uint(val, 1, VMB_RATE_LIMIT, kp->name,
-			     "pages per second", &v);
+	ret = vmb_parse_uint(val, rule->lo, VMB_RATE_LIMIT, kp->name,
+			     rule->unit, v);
 	if (ret)
 		return ret;
 	if (READ_ONCE(vmb_params_live) &&
-	    vmb_rate_crosses(v, READ_ONCE(r->max))) {
-		pr_err("%s: %u is above the maximum (%u); value unchanged\n",
-		       kp->name, v, READ_ONCE(r->max));
+	    vmb_rate_crosses(next.min, next.max)) {
+		pr_err("%s: %u is %s (%u); value unchanged\n", kp->name, *v,
+		       rule->crossing,
+		       p->bound == VMB_RATE_MIN ? next.max : next.min);
 		return -EINVAL;
 	}
-	WRITE_ONCE(r->min, v);
+	WRITE_ONCE(*vmb_rate_field(p->rate, p->bound), *v);
 	return 0;
 }
 
-static int vmb_set_rate_max(const char *val, const struct kernel_param *kp)
+static int vmb_get_rate(char *buf, const struct kernel_param *kp)
 {
-	struct vmb_rate_bounds *r = container_of((unsigned int *)kp->arg,
-						 struct vmb_rate_bounds, max);
-	unsigned int v;
-	int ret;
+	const struct vmb_rate_param *p = kp->arg;
 
-	ret = vmb_parse_uint(val, 0, VMB_RATE_LIMIT, kp->name,
-			     "pages per second (0 for no limit)", &v);
-	if (ret)
-		return ret;
-	if (READ_ONCE(vmb_params_live) &&
-	    vmb_rate_crosses(READ_ONCE(r->min), v)) {
-		pr_err("%s: %u is below the minimum (%u); value unchanged\n",
-		       kp->name, v, READ_ONCE(r->min));
-		return -EINVAL;
-	}
-	WRITE_ONCE(r->max, v);
-	return 0;
+	return sysfs_emit(buf, "%u\n",
+			  READ_ONCE(*vmb_rate_field(p->rate, p->bound)));
 }
 
 static void vmb_rate_fixup(struct vmb_rate_bounds *r, const char *name)
@@ -161,30 +193,40 @@ void vmb_params_fixup(void)
 	WRITE_ONCE(vmb_params_live, true);
 }
 
-static const struct kernel_param_ops vmb_rate_min_ops = {
-	.set = vmb_set_rate_min,
-	.get = param_get_uint,
+static const struct kernel_param_ops vmb_rate_ops = {
+	.set = vmb_set_rate,
+	.get = vmb_get_rate,
 };
 
-static const struct kernel_param_ops vmb_rate_max_ops = {
-	.set = vmb_set_rate_max,
-	.get = param_get_uint,
+static const struct vmb_rate_param vmb_inflate_min_param = {
+	&vmb_params.inflate_rate, VMB_RATE_MIN
 };
-
-module_param_cb(inflate_rate_min, &vmb_rate_min_ops,
-		&vmb_params.inflate_rate.min, 0644);
+module_param_cb(inflate_rate_min, &vmb_rate_ops,
+		(void *)&vmb_inflate_min_param, 0644);
 MODULE_PARM_DESC(inflate_rate_min,
 		 "Slowest inflate rate, 4 KiB pages per second (1-4194304, default 512)");
-module_param_cb(inflate_rate_max, &vmb_rate_max_ops,
-		&vmb_params.inflate_rate.max, 0644);
+
+static const struct vmb_rate_param vmb_inflate_max_param = {
+	&vmb_params.inflate_rate, VMB_RATE_MAX
+};
+module_param_cb(inflate_rate_max, &vmb_rate_ops,
+		(void *)&vmb_inflate_max_param, 0644);
 MODULE_PARM_DESC(inflate_rate_max,
 		 "Fastest inflate rate, 4 KiB pages per second (0-4194304, 0 = no limit, default 0)");
-module_param_cb(deflate_rate_min, &vmb_rate_min_ops,
-		&vmb_params.deflate_rate.min, 0644);
+
+static const struct vmb_rate_param vmb_deflate_min_param = {
+	&vmb_params.deflate_rate, VMB_RATE_MIN
+};
+module_param_cb(deflate_rate_min, &vmb_rate_ops,
+		(void *)&vmb_deflate_min_param, 0644);
 MODULE_PARM_DESC(deflate_rate_min,
 		 "Slowest deflate rate, 4 KiB pages per second (1-4194304, default 512)");
-module_param_cb(deflate_rate_max, &vmb_rate_max_ops,
-		&vmb_params.deflate_rate.max, 0644);
+
+static const struct vmb_rate_param vmb_deflate_max_param = {
+	&vmb_params.deflate_rate, VMB_RATE_MAX
+};
+module_param_cb(deflate_rate_max, &vmb_rate_ops,
+		(void *)&vmb_deflate_max_param, 0644);
 MODULE_PARM_DESC(deflate_rate_max,
 		 "Fastest deflate rate, 4 KiB pages per second (0-4194304, 0 = no limit, default 0)");
 

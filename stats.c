@@ -3,8 +3,9 @@
  * vmmemctl - statistics: /sys/kernel/debug/vmmemctl for root, and a few
  * world-readable attributes in /sys/kernel/vmmemctl/ for everyone.
  *
- * The debugfs file keeps the in-tree vmw_balloon layout ("%-22s: value")
- * and its field names, so that existing admin scripts keep working.
+ * The debugfs file starts with exactly the in-tree vmw_balloon's lines, in
+ * its order and format, so that existing admin scripts keep working; our
+ * own lines follow them, in the same "%-22s: value" layout.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -14,6 +15,7 @@
 #include <linux/kobject.h>
 #include <linux/mm.h>
 #include <linux/seq_file.h>
+#include <linux/stddef.h>
 #include <linux/sysfs.h>
 
 #include "backdoor.h"
@@ -42,19 +44,130 @@ static const char * const vmb_size_names[VMB_NR_PAGE_SIZES] = {
 	[VMB_PAGE_2M] = "2M",
 };
 
+/* The in-tree driver's per page size counters, in its order. */
+static const struct {
+	const char *name;
+	size_t offset;
+} vmb_page_stat_fields[] = {
+	{ "alloc",	offsetof(struct vmb_page_stats, alloc) },
+	{ "allocFail",	offsetof(struct vmb_page_stats, alloc_fail) },
+	{ "errAlloc",	offsetof(struct vmb_page_stats, refused) },
+	{ "errFree",	offsetof(struct vmb_page_stats, unlock_fail) },
+	{ "free",	offsetof(struct vmb_page_stats, free) },
+};
+
+static unsigned long vmb_page_stat(const struct vmb_page_stats *s,
+				   size_t offset)
+{
+	return READ_ONCE(*(const unsigned long *)((const char *)s + offset));
+}
+
 static void vmb_show_ul(struct seq_file *f, const char *name,
 			unsigned long v)
 {
 	seq_printf(f, "%-22s: %16lu\n", name, v);
 }
 
-static int vmb_stats_show(struct seq_file *f, void *unused)
+static void vmb_show_str(struct seq_file *f, const char *name,
+			 const char *v)
 {
-	struct vmb_balloon *b = f->private;
+	seq_printf(f, "%-22s: %16s\n", name, v);
+}
+
+/* "<name> 4k" and "<name> 2M": one of our per-size lines. */
+static void vmb_show_per_size(struct seq_file *f, const char *name,
+			      const unsigned long *v)
+{
+	enum vmb_page_size size;
+	char line[32];
+
+	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {
+		snprintf(line, sizeof(line), "%s %s", name, vmb_size_names[size]);
+		vmb_show_ul(f, line, READ_ONCE(v[size]));
+	}
+}
+
+static void vmb_show_rate(struct seq_file *f, const char *name,
+			  const struct vmb_rate *r)
+{
+	char line[32];
+
+	snprintf(line, sizeof(line), "%s rate", name);
+	vmb_show_ul(f, line, vmb_rate_now(r));
+	snprintf(line, sizeof(line), "%s rate min", name);
+	vmb_show_ul(f, line, READ_ONCE(r->bounds->min));
+	snprintf(line, sizeof(line), "%s rate max", name);
+	vmb_show_ul(f, line, READ_ONCE(r->bounds->max));
+}
+
+/*
+ * The in-tree vmw_balloon's lines, in its order and format, so that scripts
+ * written for it keep working; then ours.
+ */
+static void vmb_show_in_tree(struct seq_file *f, struct vmb_balloon *b)
+{
 	struct vmb_host *h = &b->host;
 	enum vmb_page_size size;
 	unsigned int i;
+
+	seq_printf(f, "%-22s: %#16x\n", "balloon capabilities",
+		   READ_ONCE(h->offered));
+	seq_printf(f, "%-22s: %#16x\n", "used capabilities", READ_ONCE(h->caps));
+	vmb_show_str(f, "is resetting", READ_ONCE(h->reset_required) ? "y" : "n");
+	vmb_show_ul(f, "target", READ_ONCE(b->host_target));
+	vmb_show_ul(f, "current", vmb_balloon_size(b));
+
+	for (i = 0; i < VMB_CMD_NR; i++) {
+		if (!vmb_cmd_name(i))
+			continue;
+		seq_printf(f, "%-22s: %16lu (%lu failed)\n", vmb_cmd_name(i),
+			   READ_ONCE(h->cmd_count[i]), READ_ONCE(h->cmd_fail[i]));
+	}
+
+	vmb_show_ul(f, "timer", READ_ONCE(b->timer_runs));
+	vmb_show_ul(f, "doorbell", 0);
+	vmb_show_ul(f, "reset", READ_ONCE(b->resets));
+	vmb_show_ul(f, "shrink", READ_ONCE(b->shrink_calls));
+	vmb_show_ul(f, "shrinkFree", READ_ONCE(b->shrink_frames));
+
+	/* Grouped by counter, then by size: "alloc             (4k)". */
+	for (i = 0; i < ARRAY_SIZE(vmb_page_stat_fields); i++)
+		for (size = 0; size < VMB_NR_PAGE_SIZES; size++)
+			seq_printf(f, "%-18s(%s): %16lu\n",
+				   vmb_page_stat_fields[i].name,
+				   vmb_size_names[size],
+				   vmb_page_stat(&b->stat[size],
+						 vmb_page_stat_fields[i].offset));
+}
+
+static void vmb_show_ours(struct seq_file *f, struct vmb_balloon *b)
+{
+	struct vmb_host *h = &b->host;
+	unsigned int i;
 	char name[32];
+
+	vmb_show_str(f, "version", VMMEMCTL_VERSION);
+	vmb_show_ul(f, "goal", READ_ONCE(b->goal));
+	vmb_show_str(f, "limited by", vmb_limit_name(READ_ONCE(b->limited_by)));
+	vmb_show_per_size(f, "pages", b->nr_pages);
+	vmb_show_per_size(f, "refused", b->nr_refused);
+	vmb_show_rate(f, "inflate", &b->inflate);
+	vmb_show_rate(f, "deflate", &b->deflate);
+	for (i = 1; i < VMB_STATUS_NR; i++) {
+		snprintf(name, sizeof(name), "status %s", vmb_status_name(i));
+		vmb_show_ul(f, name, READ_ONCE(h->status_count[i]));
+	}
+	vmb_show_ul(f, "oom", READ_ONCE(b->oom_calls));
+	vmb_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
+	vmb_show_ul(f, "migrate", READ_ONCE(b->migrations));
+	vmb_show_ul(f, "migrateFail", READ_ONCE(b->migrate_fails));
+	vmb_show_ul(f, "lock hold max (us)",
+		    div_u64(READ_ONCE(b->lock_hold_max_ns), NSEC_PER_USEC));
+}
+
+static int vmb_stats_show(struct seq_file *f, void *unused)
+{
+	struct vmb_balloon *b = f->private;
 
 	/*
 	 * One consistent snapshot: the work item holds the lock while a batch
@@ -63,71 +176,8 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 	 */
 	if (mutex_lock_interruptible(&b->lock))
 		return -EINTR;
-	seq_printf(f, "%-22s: %16s\n", "version", VMMEMCTL_VERSION);
-	seq_printf(f, "%-22s: %#16x\n", "balloon capabilities",
-		   READ_ONCE(h->offered));
-	seq_printf(f, "%-22s: %#16x\n", "used capabilities", READ_ONCE(h->caps));
-	seq_printf(f, "%-22s: %16s\n", "is resetting",
-		   READ_ONCE(h->reset_required) ? "y" : "n");
-
-	/* The two lines admins' scripts look for. */
-	vmb_show_ul(f, "target", READ_ONCE(b->host_target));
-	vmb_show_ul(f, "current", vmb_balloon_size(b));
-
-	vmb_show_ul(f, "goal", READ_ONCE(b->goal));
-	seq_printf(f, "%-22s: %16s\n", "limited by",
-		   vmb_limit_name(READ_ONCE(b->limited_by)));
-	vmb_show_ul(f, "pages 4k", READ_ONCE(b->nr_pages[VMB_PAGE_4K]));
-	vmb_show_ul(f, "pages 2M", READ_ONCE(b->nr_pages[VMB_PAGE_2M]));
-	vmb_show_ul(f, "refused 4k", READ_ONCE(b->nr_refused[VMB_PAGE_4K]));
-	vmb_show_ul(f, "refused 2M", READ_ONCE(b->nr_refused[VMB_PAGE_2M]));
-	vmb_show_ul(f, "inflate rate", vmb_rate_now(&b->inflate));
-	vmb_show_ul(f, "inflate rate min", READ_ONCE(vmb_params.inflate_rate.min));
-	vmb_show_ul(f, "inflate rate max", READ_ONCE(vmb_params.inflate_rate.max));
-	vmb_show_ul(f, "deflate rate", vmb_rate_now(&b->deflate));
-	vmb_show_ul(f, "deflate rate min", READ_ONCE(vmb_params.deflate_rate.min));
-	vmb_show_ul(f, "deflate rate max", READ_ONCE(vmb_params.deflate_rate.max));
-	seq_putc(f, '\n');
-
-	for (i = 0; i < VMB_CMD_NR; i++) {
-		if (!vmb_cmd_name(i))
-			continue;
-		seq_printf(f, "%-22s: %16lu (%lu failed)\n", vmb_cmd_name(i),
-			   READ_ONCE(h->cmd_count[i]), READ_ONCE(h->cmd_fail[i]));
-	}
-	for (i = 1; i < VMB_STATUS_NR; i++) {
-		snprintf(name, sizeof(name), "status %s", vmb_status_name(i));
-		vmb_show_ul(f, name, READ_ONCE(h->status_count[i]));
-	}
-	vmb_show_ul(f, "timer", READ_ONCE(b->timer_runs));
-	vmb_show_ul(f, "doorbell", 0);
-	vmb_show_ul(f, "reset", READ_ONCE(b->resets));
-	vmb_show_ul(f, "shrink", READ_ONCE(b->shrink_calls));
-	vmb_show_ul(f, "shrinkFree", READ_ONCE(b->shrink_frames));
-	vmb_show_ul(f, "oom", READ_ONCE(b->oom_calls));
-	vmb_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
-	vmb_show_ul(f, "migrate", READ_ONCE(b->migrations));
-	vmb_show_ul(f, "migrateFail", READ_ONCE(b->migrate_fails));
-	seq_putc(f, '\n');
-
-	for (size = 0; size < VMB_NR_PAGE_SIZES; size++) {
-		const struct vmb_page_stats *s = &b->stat[size];
-		const char *sz = vmb_size_names[size];
-
-		snprintf(name, sizeof(name), "alloc (%s)", sz);
-		vmb_show_ul(f, name, READ_ONCE(s->alloc));
-		snprintf(name, sizeof(name), "allocFail (%s)", sz);
-		vmb_show_ul(f, name, READ_ONCE(s->alloc_fail));
-		snprintf(name, sizeof(name), "errAlloc (%s)", sz);
-		vmb_show_ul(f, name, READ_ONCE(s->refused));
-		snprintf(name, sizeof(name), "errFree (%s)", sz);
-		vmb_show_ul(f, name, READ_ONCE(s->unlock_fail));
-		snprintf(name, sizeof(name), "free (%s)", sz);
-		vmb_show_ul(f, name, READ_ONCE(s->free));
-	}
-	seq_putc(f, '\n');
-	vmb_show_ul(f, "lock hold max (us)",
-		    div_u64(READ_ONCE(b->lock_hold_max_ns), NSEC_PER_USEC));
+	vmb_show_in_tree(f, b);
+	vmb_show_ours(f, b);
 	mutex_unlock(&b->lock);
 	return 0;
 }

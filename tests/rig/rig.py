@@ -104,13 +104,15 @@ def to_int(v):
 
 
 def parse_kv(text):
-    """'key: value' lines -> dict (split on the first ':'); int values when they parse."""
+    """'key: value' lines -> dict (split on the first ':'); int values when they parse.
+    Runs of blanks inside a key are folded: the in-tree layout's
+    'alloc             (4k)' is the key 'alloc (4k)'."""
     d = {}
     for line in text.splitlines():
         if ':' not in line:
             continue
         k, v = line.split(':', 1)
-        k = k.strip()
+        k = ' '.join(k.split())
         if not k:
             continue
         # A key may repeat (the in-tree layout names both the target and
