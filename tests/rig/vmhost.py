@@ -140,6 +140,8 @@ class HostConfig:
     #                                   'auto': P if the stub accepts it, else G
     lock_answers_locked: object = None  # callable(pfn, cmd) -> True: the host takes that 4K page
     #                                   but answers PPN_LOCKED (it holds it, as if already locked)
+    clock_paddr: int = 0              # guest-physical address of a u64 guest clock (jiffies_64)
+    #                                   read at every GET_TARGET: host.clock_samples [(n, value)]
     strict_first_start: bool = False  # commands before the very first START are violations
     #                                   even when the driver was armed only after its init
     #                                   (default: notes then; pre-armed: always violations)
@@ -410,6 +412,7 @@ class VmHost:
         self.forgotten = set()      # 4K frames the host dropped on its own (forget())
         self.answered_locked = 0    # LOCKs answered PPN_LOCKED with the page taken (lock_answers_locked)
         self.answered_unlocked = 0  # UNLOCKs of forgotten frames, answered PPN_UNLOCKED
+        self.clock_samples = []     # (command number, guest clock) at GET_TARGET (clock_paddr)
         self.transcript = open(transcript_path, 'w', buffering=1 << 16) if transcript_path else None
         # Seeded randomness: one seed per host, in rig.log and summary.json.
         seed = self.config.seed
@@ -1172,6 +1175,9 @@ class VmHost:
             self.guest_ram_pages = arg1
             status = SUCCESS
             result = target
+            if cfg.clock_paddr:
+                raw = self._read_mem_many([(cfg.clock_paddr, 8)])[0]
+                self.clock_samples.append((n, struct.unpack('<Q', raw)[0]))
         elif cmd in (LOCK, UNLOCK):
             if not self.granted & CAP_BASIC:
                 self._violate(n, name, 'capability-not-granted', 'basic (granted %#x)' % self.granted)
