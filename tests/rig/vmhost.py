@@ -1041,7 +1041,10 @@ class VmHost:
         if not cfg.refuse_rate or self.rng.random() >= cfg.refuse_rate:
             return None
         codes = list(cfg.refuse_codes or (LOCK_REFUSALS if lock else UNLOCK_REFUSALS))
-        if cfg.refuse_reset and ERROR_RESET not in codes:
+        # A RESET answered to a single-page command is the call's status: the
+        # session's end, which the host would then have to honour. Only a batch
+        # entry can carry RESET as one page's status.
+        if cfg.refuse_reset and batched and ERROR_RESET not in codes:
             codes.append(ERROR_RESET)
         st = self.rng.choice(codes)
         self.random_refusals += 1
