@@ -140,9 +140,11 @@ static const char *vmb_protocol_name(const struct vmb_host *h)
 static bool vmb_start_session(struct vmb_balloon *b)
 {
 	struct vmb_host *h = &b->host;
-	unsigned long size = vmb_balloon_size(b);
+	/* The pressure path may have freed some of them already. */
+	unsigned long size = vmb_balloon_size(b) + b->dropped;
 	u32 status;
 
+	b->dropped = 0;
 	if (size) {
 		b->resets++;
 		pr_info_ratelimited("host reset the balloon; %lu pages returned to the guest\n",

@@ -529,6 +529,7 @@ unsigned long vmb_pages_drop(struct vmb_balloon *b, unsigned long frames)
 		freed += vmb_balloon_drain(b, VMB_PAGE_4K, frames - freed);
 	if (freed)
 		trace_vmmemctl_reset(freed);
+	b->dropped += freed;
 	return freed;
 }
 

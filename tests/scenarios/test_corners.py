@@ -333,6 +333,9 @@ def test_pressure_after_reset_frees_forgotten_pages():
         assert_accounting(st)
         r.wait_for(lambda: r.stats()['is resetting'] == 'n' and h.summary()['starts'] >= 2,
                    timeout=30, what='new session')
+        assert r.stats()['reset'] == 1, 'the host reset not counted once: %s' % r.stats()['reset']
+        assert any('host reset the balloon' in line for line in r.dmesg().splitlines()), \
+            'the reset was not logged'
         _no_frame_touched(r)
         finish(r)
 
