@@ -281,6 +281,8 @@ def test_basic_inflate_polls_target_every_period():
         wait_size(r, 32768, timeout=300)
         locks = h.commands('LOCK')
         first, last = locks[0]['n'], locks[-1]['n']
+        r.wait_for(lambda: h.commands('GET_TARGET')[-1]['n'] > last, timeout=10,
+                   what='a GET_TARGET after the inflate')
         clock = dict(h.clock_samples)
         polls = [c for c in h.commands('GET_TARGET') if c['n'] in clock]
         # the GET_TARGETs around the inflate and those during it
