@@ -192,7 +192,6 @@ static u32 vmb_cmd(struct vmb_host *h, unsigned int cmd, unsigned long arg1,
 	case VMB_CMD_BATCHED_2M_UNLOCK:
 		h->target = vmb_host_can(h, VMB_CAP_TARGET_64) ?
 			    (u64)result : (u32)result;
-		h->target_fresh = cmd != VMB_CMD_GET_TARGET;
 		break;
 	default:
 		break;
@@ -218,7 +217,6 @@ u32 vmb_host_start(struct vmb_host *h, u32 offered)
 
 	h->caps = 0;
 	h->offered = offered;
-	h->target_fresh = false;
 	status = vmb_cmd(h, VMB_CMD_START, offered, 0);
 	if (status == VMB_STATUS_SUCCESS)
 		h->reset_required = false;
@@ -262,19 +260,63 @@ static bool vmb_status_is_refusal(u32 status)
 }
 
 /*
+ * What a page's status means for that page. PPN_LOCKED to a lock says the
+ * host already holds the page, PPN_UNLOCKED to an unlock that it does not:
+ * either way the page is where it was asked to be.
+ */
+static enum vmb_answer vmb_answer(enum vmb_op op, u32 status)
+{
+	if (status == VMB_STATUS_SUCCESS)
+		return VMB_ANSWER_DONE;
+	if (op == VMB_OP_LOCK) {
+		if (status == VMB_ERROR_PPN_LOCKED)
+			return VMB_ANSWER_DONE;
+		if (status == VMB_ERROR_PPN_NOTNEEDED)
+			return VMB_ANSWER_HOST_FULL;
+	} else if (status == VMB_ERROR_PPN_UNLOCKED) {
+		return VMB_ANSWER_NOT_HELD;
+	}
+	return VMB_ANSWER_REFUSED;
+}
+
+/* The host's status for entry @i of the last request. */
+static u32 vmb_host_page_status(const struct vmb_host *h, unsigned int i)
+{
+	return (u32)(READ_ONCE(h->batch[i]) & 0x1f);
+}
+
+/**
+ * vmb_host_page_answer() - what the host did with entry @i of a request
+ * @h: host session owning the batch page
+ * @op: the request's operation
+ * @i: entry index, below the count vmb_host_lock_op() reported done
+ *
+ * Return: where the page is now, as far as the host is concerned.
+ */
+enum vmb_answer vmb_host_page_answer(const struct vmb_host *h,
+				     enum vmb_op op, unsigned int i)
+{
+	return vmb_answer(op, vmb_host_page_status(h, i));
+}
+
+/*
  * The basic protocol: one call per 4 KiB frame, its status written back
  * into the entry as a batched host would. A call that fails for any reason
- * other than this page stops the request there.
+ * other than this page stops the request there; so do a host that needs
+ * no more pages and the @max_refused-th refusal, since every further call
+ * would be refused too or is not wanted.
  */
 static u32 vmb_host_lock_each(struct vmb_host *h, enum vmb_op op,
-			      unsigned int n, unsigned int *done)
+			      unsigned int n, unsigned int max_refused,
+			      unsigned int *done)
 {
 	unsigned int cmd = op == VMB_OP_LOCK ? VMB_CMD_LOCK : VMB_CMD_UNLOCK;
+	unsigned int i = 0, refused = 0;
+	enum vmb_answer answer;
 	unsigned long pfn;
-	unsigned int i;
 	u32 status;
 
-	for (i = 0; i < n; i++) {
+	while (i < n) {
 		pfn = h->batch[i] >> 12;
 		if (pfn != (u32)pfn) {
 			/* The basic protocol carries 32-bit frame numbers. */
@@ -284,12 +326,18 @@ static u32 vmb_host_lock_each(struct vmb_host *h, enum vmb_op op,
 			status = vmb_cmd(h, cmd, pfn, 0);
 		}
 		if (status != VMB_STATUS_SUCCESS &&
-		    !vmb_status_is_refusal(status))
+		    !vmb_status_is_refusal(status)) {
+			*done = i;
+			return status;
+		}
+		h->batch[i++] |= status;
+		answer = vmb_answer(op, status);
+		if (answer == VMB_ANSWER_HOST_FULL ||
+		    (answer == VMB_ANSWER_REFUSED && ++refused >= max_refused))
 			break;
-		h->batch[i] |= status;
 	}
 	*done = i;
-	return i == n ? VMB_STATUS_SUCCESS : status;
+	return VMB_STATUS_SUCCESS;
 }
 
 /**
@@ -298,19 +346,23 @@ static u32 vmb_host_lock_each(struct vmb_host *h, enum vmb_op op,
  * @op: lock or unlock
  * @size: the size of every page of the request
  * @n: number of entries set with vmb_host_set_page(), 1 to %VMB_BATCH_MAX
- * @done: entries the host answered for; each has its own status, read with
- *        vmb_host_page_status()
+ * @max_refused: with one call per page, send no more once this many pages
+ *               were refused (at least one), or once the host said it
+ *               needs no more pages
+ * @done: entries the host answered for; each has its own answer, read
+ *        with vmb_host_page_answer()
  *
- * Batched when granted (one call), one call per page otherwise. The host
- * answers every entry or, when a call fails, leaves the entries from
- * @done on unanswered.
+ * Batched when granted (one call, every entry answered), one call per
+ * page otherwise. When a call fails, the entries from @done on are left
+ * unanswered; with one call per page they are also left unsent when the
+ * request stopped at a refusal (see @max_refused).
  *
- * Return: %VMB_STATUS_SUCCESS when every entry was answered, otherwise the
- * status of the call that stopped the request.
+ * Return: %VMB_STATUS_SUCCESS unless a call failed, otherwise the status
+ * of the call that stopped the request.
  */
 u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
 		     enum vmb_page_size size, unsigned int n,
-		     unsigned int *done)
+		     unsigned int max_refused, unsigned int *done)
 {
 	static const unsigned int batched_cmd[VMB_NR_PAGE_SIZES][2] = {
 		[VMB_PAGE_4K] = { [VMB_OP_LOCK] = VMB_CMD_BATCHED_LOCK,
@@ -327,7 +379,7 @@ u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
 	if (!vmb_host_batched(h)) {
 		if (size != VMB_PAGE_4K)
 			return VMB_ERROR_CMD_INVALID;
-		return vmb_host_lock_each(h, op, n, done);
+		return vmb_host_lock_each(h, op, n, max(max_refused, 1U), done);
 	}
 
 	status = vmb_cmd(h, batched_cmd[size][op],

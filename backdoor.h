@@ -85,8 +85,6 @@ enum vmb_page_size {
  *        (always a subset of @offered)
  * @target: last target, in 4 KiB pages, the host reported with a
  *          successful command; the caller bounds it
- * @target_fresh: a lock or unlock command refreshed @target since the
- *                caller last cleared this
  * @reset_required: set when any command answered ERROR_RESET, or when the
  *                  session has not been started yet; cleared by START
  * @batch: the page holding a request's entries (frame and per-page status)
@@ -95,19 +93,37 @@ enum vmb_page_size {
  * @status_count: non-success statuses seen, per status, for calls and
  *                batch entries alike
  *
- * The counters are written only by the holder of the balloon lock and read
- * locklessly by the statistics code.
+ * Everything is written only by the holder of the balloon lock; the
+ * statistics code reads it under that lock too.
  */
 struct vmb_host {
 	u32 offered;
 	u32 caps;
 	u64 target;
-	bool target_fresh;
 	bool reset_required;
 	u64 *batch;
 	unsigned long cmd_count[VMB_CMD_NR];
 	unsigned long cmd_fail[VMB_CMD_NR];
 	unsigned long status_count[VMB_STATUS_NR];
+};
+
+/**
+ * enum vmb_answer - what the host's answer for one page of a request means
+ * @VMB_ANSWER_DONE: as asked: after a lock the host holds the page (it
+ *                   locked it, or already held it); after an unlock it
+ *                   let the page go
+ * @VMB_ANSWER_NOT_HELD: unlock only: the host did not hold the page (it
+ *                       never had it, or forgot it); the page is the
+ *                       guest's
+ * @VMB_ANSWER_REFUSED: the host refused; the page is as it was before
+ * @VMB_ANSWER_HOST_FULL: lock only: refused because the host needs no
+ *                        more pages
+ */
+enum vmb_answer {
+	VMB_ANSWER_DONE,
+	VMB_ANSWER_NOT_HELD,
+	VMB_ANSWER_REFUSED,
+	VMB_ANSWER_HOST_FULL,
 };
 
 int vmb_host_init(struct vmb_host *h);
@@ -121,7 +137,9 @@ u32 vmb_host_guest_id(struct vmb_host *h);
 u32 vmb_host_get_target(struct vmb_host *h, u64 ram_pages);
 u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,
 		     enum vmb_page_size size, unsigned int n,
-		     unsigned int *done);
+		     unsigned int max_refused, unsigned int *done);
+enum vmb_answer vmb_host_page_answer(const struct vmb_host *h,
+				     enum vmb_op op, unsigned int i);
 
 /**
  * vmb_host_set_page() - put a page frame into entry @i of the next request
@@ -133,18 +151,6 @@ static inline void vmb_host_set_page(struct vmb_host *h, unsigned int i,
 				     unsigned long pfn)
 {
 	h->batch[i] = (u64)pfn << 12;
-}
-
-/**
- * vmb_host_page_status() - the host's answer for entry @i of a request
- * @h: host session owning the batch page
- * @i: entry index, below the count vmb_host_lock_op() reported done
- *
- * Return: %VMB_STATUS_SUCCESS or why the host refused that page.
- */
-static inline u32 vmb_host_page_status(struct vmb_host *h, unsigned int i)
-{
-	return (u32)(READ_ONCE(h->batch[i]) & 0x1f);
 }
 
 /**
@@ -175,17 +181,6 @@ static inline bool vmb_host_huge(const struct vmb_host *h)
 static inline bool vmb_host_can_lock(const struct vmb_host *h)
 {
 	return vmb_host_can(h, VMB_CAP_BASIC) || vmb_host_batched(h);
-}
-
-/**
- * vmb_status_host_full() - the host refused a page because it needs no more
- * @status: a page's status
- *
- * Return: true for ERROR_PPN_NOTNEEDED.
- */
-static inline bool vmb_status_host_full(u32 status)
-{
-	return status == VMB_ERROR_PPN_NOTNEEDED;
 }
 
 #endif /* VMMEMCTL_BACKDOOR_H */

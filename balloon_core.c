@@ -15,6 +15,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cc_platform.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/ktime.h>
@@ -139,9 +140,11 @@ static const char *vmb_protocol_name(const struct vmb_host *h)
 static bool vmb_start_session(struct vmb_balloon *b)
 {
 	struct vmb_host *h = &b->host;
-	unsigned long size = vmb_balloon_size(b);
+	/* The pressure path may have freed some of them already. */
+	unsigned long size = vmb_balloon_size(b) + b->dropped;
 	u32 status;
 
+	b->dropped = 0;
 	if (size) {
 		b->resets++;
 		pr_info_ratelimited("host reset the balloon; %lu pages returned to the guest\n",
@@ -205,7 +208,7 @@ static void vmb_update_goal(struct vmb_balloon *b)
 
 	if (target != b->host_target)
 		trace_vmmemctl_target(target, size);
-	b->host_target = target;
+	WRITE_ONCE(b->host_target, target);
 
 	goal = min_t(u64, target, ram);
 	if (goal < target)
@@ -218,7 +221,7 @@ static void vmb_update_goal(struct vmb_balloon *b)
 	}
 
 	if (goal > size) {
-		if (time_before(jiffies, b->holdoff_until)) {
+		if (vmb_holding_off(b)) {
 			goal = size;
 			limit = VMB_LIMIT_HOLDOFF;
 		} else {
@@ -294,14 +297,10 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 	b->huge_failed = false;
 
 	/*
-	 * Every lock and unlock answer carries the target: a balloon still
-	 * on its way needs no GET_TARGET to see it. One at rest polls.
+	 * Lock and unlock answers carry the target too, but only GET_TARGET
+	 * tells the host the guest's RAM (a hot-add, say): once a period, even
+	 * while the balloon moves.
 	 */
-	if (b->host.target_fresh && vmb_balloon_size(b) != b->goal) {
-		b->host.target_fresh = false;
-		return;
-	}
-	b->host.target_fresh = false;
 	status = vmb_host_get_target(&b->host, totalram_pages());
 	if (status != VMB_STATUS_SUCCESS) {
 		if (!b->host_failing)
@@ -323,8 +322,7 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 static bool vmb_inflate_stale(struct vmb_balloon *b)
 {
 	return !b->running || b->host.reset_required ||
-	       READ_ONCE(vmb_params.protocol_changed) ||
-	       time_before(jiffies, b->holdoff_until);
+	       READ_ONCE(vmb_params.protocol_changed) || vmb_holding_off(b);
 }
 
 /* Allocate and lock up to @frames, within the rate budget. */
@@ -395,6 +393,8 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 	struct vmb_host *h = &b->host;
 
 	b->timer_runs++;
+	/* Expire a hold-off even while nothing moves (see vmb_holding_off()). */
+	vmb_holding_off(b);
 
 	if (xchg(&vmb_params.protocol_changed, false)) {
 		if (!vmb_renegotiate(b)) {
@@ -458,6 +458,14 @@ static int __init vmb_init(void)
 		pr_info("not running on VMware; not loading\n");
 		return -ENODEV;
 	}
+	/*
+	 * With encrypted guest memory (SEV, SEV-ES/SNP, TDX) the host reads
+	 * neither the registers of the backdoor call nor the batch page.
+	 */
+	if (cc_platform_has(CC_ATTR_GUEST_MEM_ENCRYPT)) {
+		pr_info("confidential guest (encrypted memory): the balloon backdoor cannot work; not loading\n");
+		return -ENODEV;
+	}
 
 	ret = vmb_host_init(&b->host);
 	if (ret)
@@ -474,7 +482,7 @@ static int __init vmb_init(void)
 
 	INIT_DELAYED_WORK(&b->work, vmb_work);
 	b->period_end = jiffies;
-	b->running = true;
+	WRITE_ONCE(b->running, true);
 	vmb_params_fixup();
 	queue_delayed_work(system_freezable_wq, &b->work, 0);
 
@@ -497,7 +505,7 @@ static void __exit vmb_exit(void)
 	vmb_pressure_exit();
 
 	mutex_lock(&b->lock);
-	b->running = false;
+	WRITE_ONCE(b->running, false);
 	mutex_unlock(&b->lock);
 	cancel_delayed_work_sync(&b->work);
 

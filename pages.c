@@ -6,8 +6,8 @@
  * Every lock and unlock goes through vmb_lock_request(): it hands the host
  * the frames of a list of pages, VMB_BATCH_MAX at a time, and sorts the
  * pages by the answer into accepted, refused and not answered. Whether the
- * host was asked with one batched call or one call per page, and with which
- * command, is backdoor.c's business.
+ * host was asked with one batched call or one call per page, with which
+ * command, and what its status codes mean, is backdoor.c's business.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -44,11 +44,15 @@
  * struct vmb_request - pages on their way to or from the host
  * @op: lock or unlock
  * @size: the size of every page on the lists
+ * @max_refused: refusals after which the request stops (the rest of
+ *               @pages is not sent)
  * @pages: in: the pages to ask for; out: those the host did not answer for
- *         because a call failed (see @status)
- * @accepted: out: pages the host locked or unlocked
+ *         because a call failed (see @status) or the request stopped
+ * @accepted: out: lock: pages the host holds; unlock: pages the host no
+ *            longer holds (it let them go, or did not hold them)
  * @refused: out: pages the host refused, each with its own reason
  * @nr_accepted: pages on @accepted
+ * @nr_not_held: unlock: pages of @accepted the host said it did not hold
  * @nr_refused: pages on @refused
  * @host_full: one of the refusals said the host needs no more pages
  * @status: %VMB_STATUS_SUCCESS, or the status of the call that failed
@@ -56,23 +60,32 @@
 struct vmb_request {
 	enum vmb_op op;
 	enum vmb_page_size size;
+	unsigned int max_refused;
 	struct list_head pages;
 	struct list_head accepted;
 	struct list_head refused;
 	unsigned int nr_accepted;
+	unsigned int nr_not_held;
 	unsigned int nr_refused;
 	bool host_full;
 	u32 status;
 };
 
 static void vmb_request_init(struct vmb_request *req, enum vmb_op op,
-			     enum vmb_page_size size)
+			     enum vmb_page_size size, unsigned int max_refused)
 {
 	*req = (struct vmb_request){ .op = op, .size = size,
+				     .max_refused = max_refused,
 				     .status = VMB_STATUS_SUCCESS };
 	INIT_LIST_HEAD(&req->pages);
 	INIT_LIST_HEAD(&req->accepted);
 	INIT_LIST_HEAD(&req->refused);
+}
+
+/* A lock request stops at the host's "no more" or at its refusal limit. */
+static bool vmb_request_stopped(const struct vmb_request *req)
+{
+	return req->host_full || req->nr_refused >= req->max_refused;
 }
 
 /* The one path to the host for every page the balloon locks or unlocks. */
@@ -81,30 +94,37 @@ static void vmb_lock_request(struct vmb_balloon *b, struct vmb_request *req)
 	struct vmb_host *h = &b->host;
 	struct page *page, *next;
 	unsigned int n, i, done;
-	u32 status;
 
-	while (!list_empty(&req->pages)) {
+	while (!list_empty(&req->pages) && !vmb_request_stopped(req)) {
 		n = 0;
 		list_for_each_entry(page, &req->pages, lru) {
 			vmb_host_set_page(h, n, page_to_pfn(page));
 			if (++n == VMB_BATCH_MAX)
 				break;
 		}
-		req->status = vmb_host_lock_op(h, req->op, req->size, n, &done);
+		req->status = vmb_host_lock_op(h, req->op, req->size, n,
+					       req->max_refused - req->nr_refused,
+					       &done);
 		i = 0;
 		list_for_each_entry_safe(page, next, &req->pages, lru) {
 			if (i == done)
 				break;
-			status = vmb_host_page_status(h, i++);
-			if (status == VMB_STATUS_SUCCESS) {
+			switch (vmb_host_page_answer(h, req->op, i++)) {
+			case VMB_ANSWER_NOT_HELD:
+				req->nr_not_held++;
+				fallthrough;
+			case VMB_ANSWER_DONE:
 				list_move_tail(&page->lru, &req->accepted);
 				req->nr_accepted++;
-				continue;
-			}
-			list_move_tail(&page->lru, &req->refused);
-			req->nr_refused++;
-			if (vmb_status_host_full(status))
+				break;
+			case VMB_ANSWER_HOST_FULL:
 				req->host_full = true;
+				fallthrough;
+			case VMB_ANSWER_REFUSED:
+				list_move_tail(&page->lru, &req->refused);
+				req->nr_refused++;
+				break;
+			}
 		}
 		if (req->status != VMB_STATUS_SUCCESS)
 			break;
@@ -223,7 +243,7 @@ static void vmb_balloon_insert(struct vmb_balloon *b, struct list_head *list,
 		list_splice_init(list, &b->huge_pages);
 		vmm_account_balloon(n * vmb_frames(size));
 	}
-	b->nr_pages[size] += n;
+	WRITE_ONCE(b->nr_pages[size], b->nr_pages[size] + n);
 }
 
 /*
@@ -249,7 +269,7 @@ static unsigned int vmb_balloon_take(struct vmb_balloon *b,
 			list_move_tail(&page->lru, list);
 		}
 	}
-	b->nr_pages[size] -= i;
+	WRITE_ONCE(b->nr_pages[size], b->nr_pages[size] - i);
 	return i;
 }
 
@@ -265,7 +285,7 @@ static void vmb_balloon_put_back(struct vmb_balloon *b, struct list_head *list,
 		vmb_core_enqueue(&b->core, list);
 	else
 		list_splice_tail_init(list, &b->huge_pages);
-	b->nr_pages[size] += n;
+	WRITE_ONCE(b->nr_pages[size], b->nr_pages[size] + n);
 }
 
 /* Taken pages the host no longer holds leave the balloon. */
@@ -287,19 +307,23 @@ static void vmb_balloon_remove(struct list_head *list,
  * @list: the pages; empty on return
  * @size: their size
  *
- * Locked pages join the balloon. Refused ones are held on the refused
- * list; too many refusals, or the host saying it needs no more, end the
- * period. When a call fails, the pages it did not answer for are freed and
- * the period ends.
+ * Pages the host holds join the balloon. Refused ones are held on the
+ * refused list; too many refusals in the period (refused_max), or the host
+ * saying it needs no more, stop the request at once and end the period.
+ * When a call fails or the request stopped, the pages it did not answer
+ * for are freed and the period ends.
  *
  * Return: pages locked.
  */
 unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
 			     enum vmb_page_size size)
 {
+	unsigned int refused_max = READ_ONCE(vmb_params.refused_max);
 	struct vmb_request req;
 
-	vmb_request_init(&req, VMB_OP_LOCK, size);
+	vmb_request_init(&req, VMB_OP_LOCK, size,
+			 refused_max > b->period_refused ?
+			 refused_max - b->period_refused : 1);
 	list_splice_init(list, &req.pages);
 	vmb_lock_request(b, &req);
 
@@ -310,12 +334,11 @@ unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
 		b->nr_refused[size] += req.nr_refused;
 		b->stat[size].refused += req.nr_refused;
 		b->period_refused += req.nr_refused;
-		if (req.host_full ||
-		    b->period_refused >= READ_ONCE(vmb_params.refused_max))
+		if (req.host_full || b->period_refused >= refused_max)
 			vmb_fail_period(b);
 	}
 
-	if (req.status != VMB_STATUS_SUCCESS) {
+	if (!list_empty(&req.pages)) {
 		vmb_fail_period(b);
 		vmb_free_list(b, &req.pages, size);
 	}
@@ -323,17 +346,17 @@ unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
 }
 
 /*
- * Unlock up to @n ballooned pages of @size. Pages the host let go are left
- * on @req->accepted, out of the balloon but still allocated; the others
- * stay ballooned. Anything short of all @n (when there were @n) ends the
- * period.
+ * Unlock up to @n ballooned pages of @size. Pages the host let go, or said
+ * it did not hold, are left on @req->accepted, out of the balloon but
+ * still allocated; the others stay ballooned. Anything short of all @n
+ * (when there were @n) ends the period.
  */
 static void vmb_pages_unlock(struct vmb_balloon *b, struct vmb_request *req,
 			     enum vmb_page_size size, unsigned int n)
 {
 	unsigned int taken;
 
-	vmb_request_init(req, VMB_OP_UNLOCK, size);
+	vmb_request_init(req, VMB_OP_UNLOCK, size, UINT_MAX);
 	taken = vmb_balloon_take(b, &req->pages, size, n);
 	if (!taken)
 		return;
@@ -458,17 +481,56 @@ void vmb_refused_free(struct vmb_balloon *b)
 	}
 }
 
-/* Free every page of @size on the balloon's list, without unlocking. */
-static void vmb_balloon_drain(struct vmb_balloon *b, enum vmb_page_size size)
+/*
+ * Free up to @max pages of @size on the balloon's list, without unlocking.
+ * Pages isolated for migration are not on the list: they are left alone.
+ * Return: pages freed.
+ */
+static unsigned long vmb_balloon_drain(struct vmb_balloon *b,
+				       enum vmb_page_size size,
+				       unsigned long max)
 {
+	unsigned long drained = 0;
 	unsigned int n;
 	LIST_HEAD(list);
 
-	while ((n = vmb_balloon_take(b, &list, size, VMB_BATCH_MAX))) {
+	while (drained < max &&
+	       (n = vmb_balloon_take(b, &list, size,
+				     min_t(unsigned long, max - drained,
+					   VMB_BATCH_MAX)))) {
 		vmb_balloon_remove(&list, size, n);
 		vmb_free_list(b, &list, size);
+		drained += n;
 		cond_resched();
 	}
+	return drained;
+}
+
+/**
+ * vmb_pages_drop() - free ballooned pages the host has forgotten, now
+ * @b: the balloon, locked, its session needing a reset (the host holds
+ *     none of its pages)
+ * @frames: 4 KiB frames wanted
+ *
+ * For the pressure path between a RESET and the pop of the next session
+ * start: the pages are freed without a hypercall, 2 MiB pages first and
+ * whole. Unlike vmb_pages_pop() this never waits: pages isolated for
+ * migration stay counted in the balloon for the next pop.
+ *
+ * Return: frames freed.
+ */
+unsigned long vmb_pages_drop(struct vmb_balloon *b, unsigned long frames)
+{
+	unsigned long huge = vmb_frames(VMB_PAGE_2M), freed;
+
+	freed = vmb_balloon_drain(b, VMB_PAGE_2M,
+				  DIV_ROUND_UP(frames, huge)) * huge;
+	if (freed < frames)
+		freed += vmb_balloon_drain(b, VMB_PAGE_4K, frames - freed);
+	if (freed)
+		trace_vmmemctl_reset(freed);
+	b->dropped += freed;
+	return freed;
 }
 
 /**
@@ -486,8 +548,8 @@ void vmb_pages_pop(struct vmb_balloon *b)
 {
 	unsigned long popped = vmb_balloon_size(b), waited = 0;
 
-	vmb_balloon_drain(b, VMB_PAGE_2M);
-	vmb_balloon_drain(b, VMB_PAGE_4K);
+	vmb_balloon_drain(b, VMB_PAGE_2M, ULONG_MAX);
+	vmb_balloon_drain(b, VMB_PAGE_4K, ULONG_MAX);
 	while (b->nr_pages[VMB_PAGE_4K]) {
 		/* Never give up: a page left behind would call back. */
 		if (++waited == 10 * HZ)
@@ -496,7 +558,7 @@ void vmb_pages_pop(struct vmb_balloon *b)
 		mutex_unlock(&b->lock);
 		schedule_timeout_uninterruptible(1);
 		mutex_lock(&b->lock);
-		vmb_balloon_drain(b, VMB_PAGE_4K);
+		vmb_balloon_drain(b, VMB_PAGE_4K, ULONG_MAX);
 	}
 	vmb_refused_free(b);
 	if (popped)
@@ -506,18 +568,18 @@ void vmb_pages_pop(struct vmb_balloon *b)
 #ifdef VMB_MOVABLE_PAGES
 /*
  * Lock or unlock one page that the migration core holds (its lru is the
- * core's, so it cannot go through a request's lists).
+ * core's, so it cannot go through a request's lists). A failed call is a
+ * refusal: the page stays as it was.
  */
-static u32 vmb_lock_one(struct vmb_balloon *b, enum vmb_op op,
-			struct page *page)
+static enum vmb_answer vmb_lock_one(struct vmb_balloon *b, enum vmb_op op,
+				    struct page *page)
 {
 	struct vmb_host *h = &b->host;
 	unsigned int done;
-	u32 status;
 
 	vmb_host_set_page(h, 0, page_to_pfn(page));
-	status = vmb_host_lock_op(h, op, VMB_PAGE_4K, 1, &done);
-	return done ? vmb_host_page_status(h, 0) : status;
+	vmb_host_lock_op(h, op, VMB_PAGE_4K, 1, 1, &done);
+	return done ? vmb_host_page_answer(h, op, 0) : VMB_ANSWER_REFUSED;
 }
 
 /*
@@ -530,6 +592,7 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 			   enum migrate_mode mode)
 {
 	struct vmb_balloon *b = container_of(info, struct vmb_balloon, core);
+	enum vmb_answer old;
 	bool new_locked;
 	int ret;
 
@@ -543,20 +606,21 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 		goto out;
 	}
 
-	if (vmb_lock_one(b, VMB_OP_UNLOCK, page) != VMB_STATUS_SUCCESS) {
+	old = vmb_lock_one(b, VMB_OP_UNLOCK, page);
+	if (old != VMB_ANSWER_DONE && old != VMB_ANSWER_NOT_HELD) {
 		/* Still locked (or the host reset): it stays ballooned. */
 		b->migrate_fails++;
 		ret = -EBUSY;
 		goto out;
 	}
-	new_locked = vmb_lock_one(b, VMB_OP_LOCK, newpage) ==
-		     VMB_STATUS_SUCCESS;
+	new_locked = vmb_lock_one(b, VMB_OP_LOCK, newpage) == VMB_ANSWER_DONE;
 	if (new_locked) {
 		b->migrations++;
 	} else {
 		/* The balloon shrank by @page; the kernel frees @newpage. */
 		b->migrate_fails++;
-		b->nr_pages[VMB_PAGE_4K]--;
+		WRITE_ONCE(b->nr_pages[VMB_PAGE_4K],
+			   b->nr_pages[VMB_PAGE_4K] - 1);
 		b->stat[VMB_PAGE_4K].free++;
 	}
 	ret = vmb_core_migrated(info, newpage, page, new_locked);

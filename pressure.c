@@ -31,7 +31,7 @@ static unsigned long vmb_release_under_pressure(struct vmb_balloon *b,
 						unsigned long frames)
 {
 	bool failed = b->period_failed;
-	unsigned long freed, step;
+	unsigned long freed, step, holdoff;
 
 	/* Refused pages are not locked: they go first, without a hypercall. */
 	freed = vmb_refused_frames(b);
@@ -45,14 +45,41 @@ static unsigned long vmb_release_under_pressure(struct vmb_balloon *b,
 			break;
 		freed += step;
 	}
+	/*
+	 * A session that needs a reset holds nothing with the host: it
+	 * answered RESET (maybe to one of the unlocks above) or acknowledged
+	 * the START that dropped the balloon. Its pages are the guest's
+	 * already; the next session start would pop them, but the guest needs
+	 * them now.
+	 */
+	if (b->host.reset_required && freed < frames)
+		freed += vmb_pages_drop(b, frames - freed);
 	/* A refusal here must not stall the work item's period. */
 	b->period_failed = failed;
 	if (freed) {
-		b->holdoff_until = jiffies +
-			READ_ONCE(vmb_params.pressure_holdoff) * HZ;
+		holdoff = READ_ONCE(vmb_params.pressure_holdoff) * HZ;
+		b->holdoff_until = jiffies + holdoff;
+		b->holding_off = holdoff != 0;
 		trace_vmmemctl_pressure(freed, vmb_balloon_size(b));
 	}
 	return freed;
+}
+
+/**
+ * vmb_holding_off() - whether inflation holds off after a pressure release
+ * @b: the balloon, locked
+ *
+ * The stamp is compared only while a hold-off runs, and the work item asks
+ * every second, so it never gets more than an hour (the longest hold-off)
+ * old: time_before() stays valid however jiffies wraps.
+ *
+ * Return: true while the hold-off runs.
+ */
+bool vmb_holding_off(struct vmb_balloon *b)
+{
+	if (b->holding_off && !time_before(jiffies, b->holdoff_until))
+		b->holding_off = false;
+	return b->holding_off;
 }
 
 /*

@@ -140,11 +140,14 @@ struct vmb_page_stats {
  * @refused: pages the host refused to lock, kept allocated so the
  *           allocator does not hand them straight back; freed once the
  *           balloon stops inflating
- * @nr_pages: ballooned pages, per size (4 KiB: isolated ones included)
+ * @nr_pages: ballooned pages, per size (4 KiB: isolated ones included);
+ *            read without the lock (sysfs, shrinker)
  * @nr_refused: pages on @refused, per size
- * @host_target: the host's last target, in 4 KiB pages, as sent
- * @goal: the bounded target the balloon is moving to
- * @limited_by: why @goal is below @host_target
+ * @host_target: the host's last target, in 4 KiB pages, as sent; read
+ *               without the lock (sysfs)
+ * @goal: the bounded target the balloon is moving to; read without the
+ *        lock (sysfs)
+ * @limited_by: why @goal is below @host_target; read without the lock
  * @inflate: inflate rate
  * @deflate: deflate rate
  * @period_end: jiffies at which the current one-second period ends
@@ -154,10 +157,15 @@ struct vmb_page_stats {
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
  * @holdoff_until: jiffies before which the balloon does not inflate,
- *                 after it gave memory back under pressure
+ *                 after it gave memory back under pressure; valid only
+ *                 while @holding_off
+ * @holding_off: a hold-off is running (see vmb_holding_off())
+ * @dropped: frames the pressure path freed since the host reset, before
+ *           the next session start (which counts and logs the reset)
  * @host_failing: the host stopped answering; logged once until it recovers
  * @caps_logged: capabilities last reported in the kernel log
- * @running: the work item may be queued (cleared on unload)
+ * @running: the work item may be queued (cleared on unload); read
+ *           without the lock (shrinker)
  * @stat: per page size counters
  * @timer_runs: work runs
  * @resets: sessions (re)started after a reset
@@ -194,7 +202,9 @@ struct vmb_balloon {
 	bool period_failed;
 	bool huge_failed;
 	unsigned long holdoff_until;
+	bool holding_off;
 
+	unsigned long dropped;
 	bool host_failing;
 	u32 caps_logged;
 	bool running;
@@ -272,12 +282,14 @@ unsigned long vmb_pages_deflate(struct vmb_balloon *b, unsigned long frames,
 				enum vmb_deflate_mode mode);
 unsigned long vmb_refused_frames(const struct vmb_balloon *b);
 void vmb_refused_free(struct vmb_balloon *b);
+unsigned long vmb_pages_drop(struct vmb_balloon *b, unsigned long frames);
 void vmb_pages_pop(struct vmb_balloon *b);
 
 /* ---- pressure.c ------------------------------------------------------- */
 
 int vmb_pressure_init(struct vmb_balloon *b);
 void vmb_pressure_exit(void);
+bool vmb_holding_off(struct vmb_balloon *b);
 
 /* ---- stats.c ---------------------------------------------------------- */
 

@@ -86,6 +86,10 @@ GARBAGE = 0xBAD0BAD0BAD0BAD0   # result register after a failed command
 CLOBBER = 0xC10BBE4EDC10BBE4   # rdx/rsi (and rcx) after every command
 
 
+def name_of(cmd):
+    return CMD_NAMES.get(cmd, 'CMD%d' % cmd)
+
+
 def status_name(s):
     return STATUS_NAMES.get(s, '%#x' % s)
 
@@ -134,6 +138,10 @@ class HostConfig:
     refuse_reset: bool = False        # ERROR_RESET among the random per-entry refusals
     reg_write: str = 'auto'           # 'P' (one register per packet), 'G' (whole block),
     #                                   'auto': P if the stub accepts it, else G
+    lock_answers_locked: object = None  # callable(pfn, cmd) -> True: the host takes that 4K page
+    #                                   but answers PPN_LOCKED (it holds it, as if already locked)
+    clock_paddr: int = 0              # guest-physical address of a u64 guest clock (jiffies_64)
+    #                                   read at every GET_TARGET: host.clock_samples [(n, value)]
     strict_first_start: bool = False  # commands before the very first START are violations
     #                                   even when the driver was armed only after its init
     #                                   (default: notes then; pre-armed: always violations)
@@ -400,6 +408,11 @@ class VmHost:
         self.last_cmd_time = None
         self.history = collections.deque(maxlen=200000)   # (n, t, name, arg1, arg2, status, result)
         self._inject = collections.deque()                 # statuses for the next commands
+        self._inject_on = collections.deque()              # (command names, status) for the next such
+        self.forgotten = set()      # 4K frames the host dropped on its own (forget())
+        self.answered_locked = 0    # LOCKs answered PPN_LOCKED with the page taken (lock_answers_locked)
+        self.answered_unlocked = 0  # UNLOCKs of forgotten frames, answered PPN_UNLOCKED
+        self.clock_samples = []     # (command number, guest clock) at GET_TARGET (clock_paddr)
         self.transcript = open(transcript_path, 'w', buffering=1 << 16) if transcript_path else None
         # Seeded randomness: one seed per host, in rig.log and summary.json.
         seed = self.config.seed
@@ -451,6 +464,23 @@ class VmHost:
         """Answer the next `count` commands with `status` (ERROR_RESET also drops the balloon)."""
         with self._lock:
             self._inject.extend([status] * count)
+
+    def inject_on(self, names, status):
+        """Answer the next command whose name is in `names` with `status`
+        (ERROR_RESET also drops the balloon)."""
+        with self._lock:
+            self._inject_on.append((frozenset(names), status))
+
+    def forget(self, count):
+        """The host drops `count` locked 4K frames on its own (lowest first) and
+        answers PPN_UNLOCKED when the guest unlocks one (no violation: the
+        guest could not know). Returns the frames."""
+        with self._lock:
+            pfns = sorted(self.locked4k)[:count]
+            self.locked4k.difference_update(pfns)
+            self.forgotten.update(pfns)
+            self._sample()
+            return pfns
 
     def commands(self, name=None):
         """History of commands as dicts (n, t, cmd, arg1, arg2, status, result)."""
@@ -626,6 +656,9 @@ class VmHost:
                 'adversarial': bool(self.config.adversarial),
                 'refuse_rate': self.config.refuse_rate,
                 'random_refusals': self.random_refusals,
+                'answered_locked': self.answered_locked,
+                'answered_unlocked': self.answered_unlocked,
+                'forgotten': len(self.forgotten),
             }
 
     def write_summary(self, path):
@@ -1008,7 +1041,10 @@ class VmHost:
         if not cfg.refuse_rate or self.rng.random() >= cfg.refuse_rate:
             return None
         codes = list(cfg.refuse_codes or (LOCK_REFUSALS if lock else UNLOCK_REFUSALS))
-        if cfg.refuse_reset and ERROR_RESET not in codes:
+        # A RESET answered to a single-page command is the call's status: the
+        # session's end, which the host would then have to honour. Only a batch
+        # entry can carry RESET as one page's status.
+        if cfg.refuse_reset and batched and ERROR_RESET not in codes:
             codes.append(ERROR_RESET)
         st = self.rng.choice(codes)
         self.random_refusals += 1
@@ -1071,6 +1107,7 @@ class VmHost:
         if release:
             self.locked4k.clear()
             self.locked2m.clear()
+            self.forgotten.clear()
             self._sample()
 
     def _locked_any(self, pfn):
@@ -1098,6 +1135,8 @@ class VmHost:
         target = self._current_target()
 
         injected = self._inject.popleft() if self._inject else None
+        if injected is None and self._inject_on and name_of(cmd) in self._inject_on[0][0]:
+            injected = self._inject_on.popleft()[1]
         if magic != MAGIC:
             self._violate(n, name, 'bad-magic', '%#x' % regs['rax'])
             status = FAILURE
@@ -1139,6 +1178,9 @@ class VmHost:
             self.guest_ram_pages = arg1
             status = SUCCESS
             result = target
+            if cfg.clock_paddr:
+                raw = self._read_mem_many([(cfg.clock_paddr, 8)])[0]
+                self.clock_samples.append((n, struct.unpack('<Q', raw)[0]))
         elif cmd in (LOCK, UNLOCK):
             if not self.granted & CAP_BASIC:
                 self._violate(n, name, 'capability-not-granted', 'basic (granted %#x)' % self.granted)
@@ -1276,8 +1318,18 @@ class VmHost:
             r = self._refused(pfn, BATCHED_LOCK if batched else LOCK)
             if r:
                 return r, []
+            self.forgotten.discard(pfn)
             self.locked4k.add(pfn)
-            return SUCCESS, (self._pattern_writes([(pfn, False)]) if self.config.touch_check else [])
+            pre = self._pattern_writes([(pfn, False)]) if self.config.touch_check else []
+            claim = self.config.lock_answers_locked
+            if claim and claim(pfn, CMD_NAMES[BATCHED_LOCK if batched else LOCK]):
+                self.answered_locked += 1
+                return ERROR_PPN_LOCKED, pre
+            return SUCCESS, pre
+        if pfn in self.forgotten:
+            self.forgotten.discard(pfn)
+            self.answered_unlocked += 1
+            return ERROR_PPN_UNLOCKED, []
         if pfn not in self.locked4k:
             self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
             return ERROR_PPN_UNLOCKED, []
@@ -1315,13 +1367,17 @@ class VmHost:
                 pass
             elif not is2m:
                 if lock:
-                    st, _ = self._one_page(n, name, True, pfn, True)
-                    if st == SUCCESS:
+                    st, pre = self._one_page(n, name, True, pfn, True)
+                    if st == SUCCESS or (st == ERROR_PPN_LOCKED and pre):
                         locks.append((pfn, False))
                 else:
                     if not self._pfn_in_ram(pfn):
                         self._violate(n, name, 'pfn-not-in-ram', '%#x' % pfn)
                         st = ERROR_PPN_INVALID
+                    elif pfn in self.forgotten:
+                        self.forgotten.discard(pfn)
+                        self.answered_unlocked += 1
+                        st = ERROR_PPN_UNLOCKED
                     elif pfn not in self.locked4k:
                         self._violate(n, name, 'unlock-not-locked', 'pfn %#x' % pfn)
                         st = ERROR_PPN_UNLOCKED
