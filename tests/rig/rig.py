@@ -458,6 +458,12 @@ class Rig:
                             what, self.console()[-3000:]))
                     self.log('agent: no ack for %s, sending again' % cid)
                     continue
+                if line == '@@READY':
+                    # The agent died and init started it again (under fault
+                    # injection its own page faults may fail): this command
+                    # is lost, the agent usable. The caller may retry.
+                    self.log('agent restarted while running %s' % cid)
+                    raise RigError('agent restarted during %s' % what)
                 if line == '@@NAK ' + cid:
                     self.log('agent: NAK for %s (line cut short), sending again' % cid)
                     acked = False
@@ -476,6 +482,9 @@ class Rig:
                 if line.startswith('@@END ' + cid + ' '):
                     rc = int(line.split()[2])
                     break
+                if line == '@@READY':
+                    self.log('agent restarted while answering %s' % cid)
+                    raise RigError('agent restarted during %s' % what)
                 chunks.append(line)
             out = base64.b64decode(''.join(chunks)).decode(errors='replace')
         if check and rc != 0:
