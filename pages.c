@@ -533,9 +533,21 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 	bool new_locked;
 	int ret;
 
-	/* Never wait for the work item: it may be allocating. */
-	if (!mutex_trylock(&b->lock))
-		return -EAGAIN;
+	/*
+	 * Asynchronous migration must not block. The others may wait: the
+	 * lock's holders only talk to the host and never allocate with direct
+	 * reclaim or wait for a page lock with the lock held (the work item
+	 * allocates with it dropped, pop waits for isolated pages with it
+	 * dropped). Giving up instead fails the migration whenever the holder
+	 * is preempted: the migration core's retries are over in far less
+	 * than one hypercall, and memory offlining logs every failed page.
+	 */
+	if (mode == MIGRATE_ASYNC) {
+		if (!mutex_trylock(&b->lock))
+			return -EAGAIN;
+	} else {
+		mutex_lock(&b->lock);
+	}
 	/* A reset or an unload is emptying the balloon: let it have @page. */
 	if (!b->running || b->host.reset_required ||
 	    !vmb_host_can_lock(&b->host)) {
