@@ -8,9 +8,12 @@ import time
 from common import (CAP_BASIC, CAP_BATCHED, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
+from vmhost import CMD_NAMES
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 ERROR_RESET = 7
+UNLOCKS = ('UNLOCK', 'BATCHED_UNLOCK')
+LOCKS = ('LOCK', 'BATCHED_LOCK')
 HOLE_MIB = 32          # free memory the hog leaves whole
 
 
@@ -111,65 +114,163 @@ def test_fragmentation_huge_pages_vs_in_tree():
 test_fragmentation_huge_pages_vs_in_tree.quarantined = ('fails in the full matrix run under the adversarial host and load '
     '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
 
-def _refused_or_reset(name, caps, status):
-    """The host answers `status` for the first new page it is asked to lock
-    during a compaction: the old page is gone, the balloon shrinks by one,
-    everything stays consistent, and the balloon grows back."""
-    state = {'armed': False, 'hits': 0, 'host': None}
+DIMM_MIB = 128
+MOVED_PAGES = 4096     # 16 MiB ballooned into the DIMM
+
+
+def dimm_guest(name, caps, **hostkw):
+    """A guest where one compaction is sure to move ballooned pages: 512 MiB of
+    boot RAM (ZONE_DMA32) and a 128 MiB DIMM onlined movable at boot, one
+    memory block. Movable allocations try ZONE_MOVABLE first, and onlined
+    pages are freed to the tail of the free lists, so the balloon fills the
+    DIMM from its lowest frames up; a full compaction of the zone moves the
+    pages below the point where its two scanners meet to the top."""
+    return Rig(name=name, mem_mb=512, dimms=[DIMM_MIB], append='memhp_default_state=online_movable',
+               host=HostConfig(caps=caps, **hostkw), ko=os.environ.get('VMMEMCTL_KO') or None)
+
+
+def inflate_into_dimm(r, pages):
+    """Inflate to `pages`; return how many ballooned frames lie in the lower
+    half of the DIMM (the ones a compaction of ZONE_MOVABLE moves)."""
+    r.sh('echo 0 > /proc/sys/vm/compaction_proactiveness')
+    load(r, params='huge_pages=n')
+    r.host.set_target(pages)
+    wait_size(r, pages, timeout=180)
+    lo = r.dimms[0][0] >> 12
+    half = lo + (DIMM_MIB << 8) // 2
+    with r.host._lock:
+        low = sum(1 for p in r.host.locked4k if lo <= p < half)
+    r.log('%d of %d ballooned frames in the lower half of the DIMM' % (low, pages))
+    # The cause of "no compaction moved a ballooned page", asserted first.
+    assert low >= pages // 2, 'only %d of %d ballooned frames where compaction moves them' % (low, pages)
+    return low
+
+
+def no_unlock_after(r, n):
+    """Commands after host command number n, up to the next START: none of
+    them may be an unlock (the host forgot the balloon; popped pages go back
+    to the guest without a hypercall)."""
+    after = [c for c in r.host.commands() if c['n'] > n]
+    upto = next((i for i, c in enumerate(after) if c['cmd'] == 'START'), len(after))
+    unlocks = [c for c in after[:upto] if c['cmd'] in ('UNLOCK', 'BATCHED_UNLOCK')]
+    assert not unlocks, 'unlocks after the RESET, before START: %s' % unlocks[:5]
+    assert upto < len(after), 'no START after the RESET'
+
+
+def assert_balloon_counted(r, st):
+    """vmstat and meminfo (where the kernel has Balloon:) agree with debugfs."""
+    vm = vmstat(r)
+    assert vm['balloon_inflate'] - vm['balloon_deflate'] == st['current'], (vm, st['current'])
+    mi = r.meminfo()
+    if 'Balloon' in mi:
+        assert mi['Balloon'] == st['current'] * 4, (mi['Balloon'], st['current'])
+
+
+def _refused(name, caps):
+    """The host refuses the first new page it is asked to lock during a
+    compaction: the old page is gone, the balloon shrinks by one, everything
+    stays consistent, and the balloon grows back."""
+    state = {'armed': False, 'hits': 0}
 
     def refuse(pfn, cmd):
-        if state['armed'] and cmd == 'LOCK' and state['hits'] == 0:
+        # 'LOCK' with the basic protocol, 'BATCHED_LOCK' for a batch entry.
+        if state['armed'] and cmd in ('LOCK', 'BATCHED_LOCK') and not state['hits']:
             state['hits'] += 1
-            if status == ERROR_RESET:
-                # ...and the host really forgets the balloon at its next
-                # command (the next migration's unlock, or a poll).
-                state['host']._inject.append(ERROR_RESET)
-            return status
+            state['pfn'] = pfn
+            return ERROR_PPN_PINNED
         return None
 
-    with boot(name, caps=caps, mem_mb=512, refuse=refuse) as r:
-        state['host'] = r.host
-        load(r, params='huge_pages=n')
-        fragment(r, 16384)
-        vm0 = vmstat(r)
+    with dimm_guest(name, caps, refuse=refuse) as r:
+        inflate_into_dimm(r, MOVED_PAGES)
+        st0, vm0 = r.stats(), vmstat(r)
+        # The balloon is at its target: the next lock is a migration's.
         state['armed'] = True
-        # Where the ballooned pages landed decides whether one compaction
-        # moves any: try a few.
-        for _ in range(5):
-            compact(r)
-            if state['hits']:
-                break
-        assert state['hits'] == 1, 'no compaction moved a ballooned page'
+        compact(r)
+        state['armed'] = False
+        assert state['hits'] == 1, 'no migration asked the host to lock a new page'
+        st1, vm1 = r.stats(), vmstat(r)
+        migrated = st1['migrate'] - st0['migrate']
+        r.log('compaction: %d migrated, refused new pfn %#x' % (migrated, state['pfn']))
+        assert migrated > 0, st1
+        assert st1['migrateFail'] - st0['migrateFail'] == 1, st1
+        # The page the host let go was counted as a deflate, not as migrated.
+        assert vm1['balloon_migrate'] - vm0['balloon_migrate'] == migrated, (vm0, vm1)
+        assert vm1['balloon_deflate'] - vm0['balloon_deflate'] == 1, (vm0, vm1)
+        assert state['pfn'] not in r.host.locked4k
+        wait_size(r, MOVED_PAGES, timeout=120)
         st = r.stats()
-        vm1 = vmstat(r)
-        if status == ERROR_RESET:
-            r.wait_for(lambda: r.stats()['reset'] >= 1, timeout=30, what='session reset')
-        else:
-            assert st['migrateFail'] == 1, st
-            # The page the host let go was counted as a deflate, not as migrated.
-            assert vm1['balloon_deflate'] - vm0['balloon_deflate'] >= 1, (vm0, vm1)
-        wait_size(r, 16384, timeout=120)
-        assert_accounting(r.stats())
+        assert_balloon_counted(r, st)
+        assert_accounting(st)
         finish(r)
 
 
 def test_migration_host_refuses_new_page_batched():
-    _refused_or_reset('migrate_refuse', CAPS_4K, ERROR_PPN_PINNED)
+    _refused('migrate_refuse', CAPS_4K)
 
-
-test_migration_host_refuses_new_page_batched.quarantined = ('fails in the full matrix run under the adversarial host and load '
-    '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
 
 def test_migration_host_refuses_new_page_basic():
-    _refused_or_reset('migrate_refuse_basic', CAP_BASIC, ERROR_PPN_PINNED)
+    _refused('migrate_refuse_basic', CAP_BASIC)
+
+
+def _reset(name, caps, at):
+    """The host answers RESET (and forgets every lock at once) to the unlock
+    of the old page (at='unlock') or to the lock of the new one (at='lock')
+    inside a migration. The module must not unlock anything the host
+    forgot: it pops the balloon (frees every page, the one the migration
+    held included, without a hypercall), starts a new session and inflates
+    again."""
+    with dimm_guest(name, caps) as r:
+        h = r.host
+        state = {'armed': False, 'n': None, 'prev': None}
+        hypercall = h._hypercall
+
+        def reset_mid_migration(regs):
+            # Runs in the host's loop before the command is answered: a
+            # RESET queued in front is this very command's answer.
+            cmd = CMD_NAMES.get(regs['rcx'] & 0xFFFFFFFF)
+            if state['armed'] and state['n'] is None:
+                if (at == 'unlock' and cmd in UNLOCKS) or \
+                        (at == 'lock' and cmd in LOCKS and state['prev'] in UNLOCKS):
+                    h._inject.appendleft(ERROR_RESET)
+                    state['n'] = h.ncmd + 1
+                state['prev'] = cmd
+            return hypercall(regs)
+
+        h._hypercall = reset_mid_migration
+        inflate_into_dimm(r, MOVED_PAGES)
+        st0 = r.stats()
+        # The balloon is at its target: the next unlock is a migration's.
+        state['armed'] = True
+        compact(r)
+        assert state['n'] is not None, 'no migration reached the host'
+        r.wait_for(lambda: r.stats()['reset'] > st0['reset'], timeout=60, what='session reset')
+        st1 = r.stats()
+        c = [x for x in h.commands() if x['n'] == state['n']][0]
+        r.log('RESET answered to #%d %s; %d migrated before' % (
+            c['n'], c['cmd'], st1['migrate'] - st0['migrate']))
+        assert c['cmd'] in (UNLOCKS if at == 'unlock' else LOCKS), c
+        assert st1['migrateFail'] - st0['migrateFail'] == 1, st1
+        no_unlock_after(r, state['n'])
+        wait_size(r, MOVED_PAGES, timeout=180)
+        st = r.stats()
+        assert_balloon_counted(r, st)
+        assert_accounting(st)
+        finish(r)
 
 
 def test_migration_host_resets():
-    _refused_or_reset('migrate_reset', CAPS_4K, ERROR_RESET)
+    """RESET to the unlock of the old page."""
+    _reset('migrate_reset', CAPS_4K, 'unlock')
 
 
-test_migration_host_resets.quarantined = ('fails in the full matrix run under the adversarial host and load '
-    '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
+def test_migration_host_resets_new_page():
+    """RESET to the lock of the new page (the old one was unlocked)."""
+    _reset('migrate_reset_lock', CAPS_4K, 'lock')
+
+
+def test_migration_host_resets_basic():
+    _reset('migrate_reset_basic', CAP_BASIC, 'lock')
+
 
 def test_rmmod_while_compaction_loops():
     """Compaction runs in a loop while the balloon inflates, deflates, resets
