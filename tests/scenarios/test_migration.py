@@ -5,7 +5,7 @@ one unlock and one lock per page, whatever the host answers."""
 import os
 import time
 
-from common import (CAP_BASIC, CAP_BATCHED, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
+from common import (CAP_BASIC, CAP_BATCHED, CAP_64BIT_TARGET, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
 from vmhost import CMD_NAMES
@@ -74,10 +74,16 @@ def lock_calls(r):
 
 def _fragmentation(driver, balloon_pages, want):
     ko = os.environ.get('VMMEMCTL_KO') if driver == 'vmmemctl' else None
+    # The 64-bit target: without it the upper half of rbx after GET_TARGET
+    # is undefined (the adversarial host makes it random), and vmw_balloon
+    # takes all 64 bits as its target, so its balloon swings between
+    # inflating and deflating (a negative target) and never fills.
     with Rig(name='frag_' + driver, driver=driver, mem_mb=512, ko=ko or None,
-             host=HostConfig(caps=CAPS_4K)) as r:
+             host=HostConfig(caps=CAPS_4K | CAP_64BIT_TARGET)) as r:
         rc, out = r.load()
         assert rc == 0, out
+        r.wait_for(lambda: r.host.summary()['granted_caps'] & CAP_64BIT_TARGET, timeout=30,
+                   what='64-bit target granted')
         fragment(r, balloon_pages)
         before, vm0, ours0 = settled(r, driver)
         got = huge_pages_after_compaction(r, want)
@@ -141,8 +147,19 @@ def inflate_into_dimm(r, pages):
     with r.host._lock:
         low = sum(1 for p in r.host.locked4k if lo <= p < half)
     r.log('%d of %d ballooned frames in the lower half of the DIMM' % (low, pages))
-    # The cause of "no compaction moved a ballooned page", asserted first.
+    # Compaction migrates only into partly used pageblocks (a free block of
+    # pageblock order or more is no target): a process takes most of the
+    # rest of the DIMM and gives back every other page.
+    hog = DIMM_MIB - pages // 256 - 24
+    r.sh('memhog %d 900 holes > /tmp/hog.log 2>&1 & echo $! > /tmp/hog.pid' % hog)
+    r.wait_for(lambda: 'holes made' in r.cat('/tmp/hog.log')[1], timeout=300,
+               what='memhog made its holes', interval=1)
+    rc, out = r.cat('/proc/buddyinfo')
+    movable = [line.split()[4:] for line in out.splitlines() if 'Movable' in line]
+    r.log('ZONE_MOVABLE free pages per order: %s' % movable)
+    # The two causes of "no compaction moved a ballooned page", asserted first.
     assert low >= pages // 2, 'only %d of %d ballooned frames where compaction moves them' % (low, pages)
+    assert movable and int(movable[0][0]) >= 1024, 'no scattered free pages to migrate into: %s' % movable
     return low
 
 
