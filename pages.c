@@ -548,16 +548,30 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 	} else {
 		mutex_lock(&b->lock);
 	}
-	/* A reset or an unload is emptying the balloon: let it have @page. */
-	if (!b->running || b->host.reset_required ||
-	    !vmb_host_can_lock(&b->host)) {
+	/* An unload is emptying the balloon: let it have @page. */
+	if (!b->running) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	/*
+	 * The host forgot every lock (RESET): @page is not the host's any
+	 * more and leaves the balloon now, without a hypercall, as a pop
+	 * would free it. Refusing would keep it isolated: pop waits for
+	 * isolated pages, and memory offlining, which retries until the
+	 * block is empty, isolates them again as fast as they come back.
+	 */
+	if (b->host.reset_required)
+		goto forgotten;
+	if (!vmb_host_can_lock(&b->host)) {
 		ret = -EAGAIN;
 		goto out;
 	}
 
 	if (vmb_lock_one(b, VMB_OP_UNLOCK, page) != VMB_STATUS_SUCCESS) {
-		/* Still locked (or the host reset): it stays ballooned. */
 		b->migrate_fails++;
+		if (b->host.reset_required)
+			goto forgotten;
+		/* Still locked: it stays ballooned. */
 		ret = -EBUSY;
 		goto out;
 	}
@@ -565,13 +579,16 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 		     VMB_STATUS_SUCCESS;
 	if (new_locked) {
 		b->migrations++;
-	} else {
-		/* The balloon shrank by @page; the kernel frees @newpage. */
-		b->migrate_fails++;
-		b->nr_pages[VMB_PAGE_4K]--;
-		b->stat[VMB_PAGE_4K].free++;
+		ret = vmb_core_migrated(info, newpage, page, true);
+		goto out;
 	}
-	ret = vmb_core_migrated(info, newpage, page, new_locked);
+	/* Refused, or the host reset: the balloon shrank by @page. */
+	b->migrate_fails++;
+forgotten:
+	/* The kernel frees @page and @newpage. */
+	b->nr_pages[VMB_PAGE_4K]--;
+	b->stat[VMB_PAGE_4K].free++;
+	ret = vmb_core_migrated(info, newpage, page, false);
 out:
 	mutex_unlock(&b->lock);
 	return ret;

@@ -93,3 +93,71 @@ def test_offline_movable_block_batched():
 
 def test_offline_movable_block_basic():
     _offline('offline_basic', CAP_BASIC)
+
+
+def zones(text):
+    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed'}} (pages)."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r'Node \d+, zone\s+(\S+)', line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
+        if m and cur is not None and m.group(1) not in cur:
+            cur[m.group(1)] = int(m.group(2))
+    return out
+
+
+def kernel_zones(z):
+    """The zones kernel allocations come from (DMA is kept for DMA only)."""
+    return {n: v for n, v in z.items() if n in ('DMA32', 'Normal') and v.get('managed')}
+
+
+def test_movablecore_pressure_keeps_normal_zones():
+    """movablecore=50%: half the RAM is ZONE_MOVABLE, where the balloon's
+    movable pages go first. With the host asking for 90% and then a process
+    taking 60% of RAM: no OOM kill, and the zones kernel allocations need stay
+    above their min watermark all along."""
+    with Rig(name='movablecore', mem_mb=512, append='movablecore=50%',
+             host=HostConfig(caps=CAPS_4K)) as r:
+        z = zones(r.cat('/proc/zoneinfo')[1])
+        assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
+        load(r, params='huge_pages=n')
+        mem = r.meminfo()
+        ram = mem['MemTotal'] // 4
+        r.host.set_target(ram * 90 // 100)
+        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
+                   r.stats()['current'] == r.stats()['goal'],
+                   timeout=120, what='balloon full up to the floor')
+        full = r.stats()['current']
+        lows = []
+
+        def sample(what):
+            rc, out = r.cat('/proc/zoneinfo')
+            for n, v in kernel_zones(zones(out)).items():
+                lows.append((v['free'] - v['min'], n, what, v['free'], v['min']))
+
+        sample('full')
+        r.log('balloon %d pages; zones %s' % (full, kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))))
+        need_mib = mem['MemTotal'] * 60 // 100 // 1024
+        r.sh('(memhog %d 2 > /tmp/hog.log 2>&1; echo "rc $?" >> /tmp/hog.log) &' % need_mib)
+        t = time.monotonic()
+        while time.monotonic() - t < 300:
+            sample('memhog')
+            if 'rc ' in r.cat('/tmp/hog.log')[1]:
+                break
+            time.sleep(0.1)
+        sample('after')
+        rc, log = r.cat('/tmp/hog.log')
+        worst = min(lows)
+        r.log('%d samples; lowest free-min %d pages (%s, %s: free %d min %d)' % ((len(lows),) + worst))
+        assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, 'memhog: %s' % log
+        kills = [line for line in r.dmesg().splitlines() if OOM_RE.search(line)]
+        assert not kills, 'OOM kill:\n' + '\n'.join(kills[:10])
+        assert vmstat(r).get('oom_kill', 0) == 0
+        assert worst[0] > 0, 'zone %s at or below its min watermark (%s): free %d, min %d' % worst[1:]
+        st = r.stats()
+        assert st['current'] < full, 'the balloon gave nothing back: %s' % st
+        assert r.host.locked_frames() == st['current']
+        finish(r)
