@@ -119,7 +119,7 @@ def test_movablecore_pressure_keeps_normal_zones():
     movable pages go first. With the host asking for 90% and then a process
     taking 60% of RAM: no OOM kill, and the zones kernel allocations need stay
     above their min watermark all along."""
-    with Rig(name='movablecore', mem_mb=512, append='movablecore=50%',
+    with Rig(name='movablecore', mem_mb=256, append='movablecore=50%',
              host=HostConfig(caps=CAPS_4K)) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
         assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
