@@ -3,12 +3,12 @@
 offline with the balloon in it; a movablecore= guest under pressure keeps its
 normal zones above their min watermark."""
 
+import os
 import re
-import threading
 import time
 
 from common import (CAP_BASIC, CAP_BATCHED, OOM_RE, Rig, HostConfig, assert_accounting,
-                    boot, finish, host_count, load, vmstat, wait_size)
+                    finish, host_count, load, vmstat, wait_size)
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 MEMDIR = '/sys/devices/system/memory'
@@ -47,7 +47,7 @@ def _offline(name, caps):
     # pages among them, try ZONE_MOVABLE first: the balloon lands in the DIMM.
     balloon = 8192
     with Rig(name=name, mem_mb=512, dimms=[128], append='memhp_default_state=online_movable',
-             host=HostConfig(caps=caps)) as r:
+             host=HostConfig(caps=caps), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         blk, lo, hi = memory_block(r, r.dimms[0][0])
         st = block_state(r, blk)
         assert st[:1] == ['online'] and 'Movable' in st, '%s is %s, not online movable' % (blk, st)
@@ -120,7 +120,7 @@ def test_movablecore_pressure_keeps_normal_zones():
     taking 60% of RAM: no OOM kill, and the zones kernel allocations need stay
     above their min watermark all along."""
     with Rig(name='movablecore', mem_mb=256, append='movablecore=50%',
-             host=HostConfig(caps=CAPS_4K)) as r:
+             host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
         assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
         load(r, params='huge_pages=n')
