@@ -181,9 +181,10 @@ def assert_balloon_counted(r, st):
 
 
 def _refused(name, caps):
-    """The host refuses the first new page it is asked to lock during a
-    compaction: the old page is gone, the balloon shrinks by one, everything
-    stays consistent, and the balloon grows back."""
+    """The host refuses the first new page it is asked to lock while memory
+    offlining moves the balloon out of a block: the old page is gone, the
+    balloon shrinks by one, everything stays consistent, offlining
+    completes, and the balloon grows back."""
     state = {'armed': False, 'hits': 0}
 
     def refuse(pfn, cmd):
