@@ -19,7 +19,9 @@
  *
  * The core counts BALLOON_INFLATE/DEFLATE (and, where it exists,
  * NR_BALLOON_PAGES) for the pages it enqueues and dequeues: the module
- * counts only the 2 MiB pages it keeps on its own list.
+ * counts only the 2 MiB pages it keeps on its own list, and, on 7.x, the
+ * NR_BALLOON_PAGES of a page that left during migration (-ENOENT), which
+ * the core forgets.
  *
  * The shape is chosen by the compile-time probes (VMM_HAVE_BALLOON_H,
  * VMM_HAVE_BALLOON_PAGE_FINALIZE, VMM_HAVE_NR_BALLOON_PAGES in
@@ -130,7 +132,17 @@ static inline int vmb_core_migrated(struct balloon_dev_info *info,
 				    bool new_locked)
 {
 #ifdef VMM_HAVE_BALLOON_H
-	return new_locked ? 0 : -ENOENT;
+	if (new_locked)
+		return 0;
+#ifdef VMM_HAVE_NR_BALLOON_PAGES
+	/*
+	 * On -ENOENT the core counts BALLOON_DEFLATE and frees @page but
+	 * leaves NR_BALLOON_PAGES as it was (7.3): without this, meminfo's
+	 * Balloon: keeps every page that left the balloon this way.
+	 */
+	dec_node_page_state(page, NR_BALLOON_PAGES);
+#endif
+	return -ENOENT;
 #else
 	unsigned long flags;
 

@@ -593,37 +593,63 @@ static int vmb_migratepage(struct balloon_dev_info *info,
 {
 	struct vmb_balloon *b = container_of(info, struct vmb_balloon, core);
 	enum vmb_answer old;
-	bool new_locked;
 	int ret;
 
-	/* Never wait for the work item: it may be allocating. */
-	if (!mutex_trylock(&b->lock))
-		return -EAGAIN;
-	/* A reset or an unload is emptying the balloon: let it have @page. */
-	if (!b->running || b->host.reset_required ||
-	    !vmb_host_can_lock(&b->host)) {
+	/*
+	 * Asynchronous migration must not block. The others may wait: the
+	 * lock's holders only talk to the host and never allocate with direct
+	 * reclaim or wait for a page lock with the lock held (the work item
+	 * allocates with it dropped, pop waits for isolated pages with it
+	 * dropped). Giving up instead fails the migration whenever the holder
+	 * is preempted: the migration core's retries are over in far less
+	 * than one hypercall, and memory offlining logs every failed page.
+	 */
+	if (mode == MIGRATE_ASYNC) {
+		if (!mutex_trylock(&b->lock))
+			return -EAGAIN;
+	} else {
+		mutex_lock(&b->lock);
+	}
+	/* An unload is emptying the balloon: let it have @page. */
+	if (!b->running) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	/*
+	 * The host forgot every lock (RESET): @page is not the host's any
+	 * more and leaves the balloon now, without a hypercall, as a pop
+	 * would free it. Refusing would keep it isolated: pop waits for
+	 * isolated pages, and memory offlining, which retries until the
+	 * block is empty, isolates them again as fast as they come back.
+	 */
+	if (b->host.reset_required)
+		goto forgotten;
+	if (!vmb_host_can_lock(&b->host)) {
 		ret = -EAGAIN;
 		goto out;
 	}
 
 	old = vmb_lock_one(b, VMB_OP_UNLOCK, page);
 	if (old != VMB_ANSWER_DONE && old != VMB_ANSWER_NOT_HELD) {
-		/* Still locked (or the host reset): it stays ballooned. */
 		b->migrate_fails++;
+		if (b->host.reset_required)
+			goto forgotten;
+		/* Still locked: it stays ballooned. */
 		ret = -EBUSY;
 		goto out;
 	}
-	new_locked = vmb_lock_one(b, VMB_OP_LOCK, newpage) == VMB_ANSWER_DONE;
-	if (new_locked) {
+	if (vmb_lock_one(b, VMB_OP_LOCK, newpage) == VMB_ANSWER_DONE) {
 		b->migrations++;
-	} else {
-		/* The balloon shrank by @page; the kernel frees @newpage. */
-		b->migrate_fails++;
-		WRITE_ONCE(b->nr_pages[VMB_PAGE_4K],
-			   b->nr_pages[VMB_PAGE_4K] - 1);
-		b->stat[VMB_PAGE_4K].free++;
+		ret = vmb_core_migrated(info, newpage, page, true);
+		goto out;
 	}
-	ret = vmb_core_migrated(info, newpage, page, new_locked);
+	/* Refused, or the host reset: the balloon shrank by @page. */
+	b->migrate_fails++;
+forgotten:
+	/* The kernel frees @page and @newpage. */
+	WRITE_ONCE(b->nr_pages[VMB_PAGE_4K], b->nr_pages[VMB_PAGE_4K] - 1);
+	b->stat[VMB_PAGE_4K].free++;
+	ret = vmb_core_migrated(info, newpage, page, false);
 out:
 	mutex_unlock(&b->lock);
 	return ret;

@@ -36,6 +36,7 @@ import kernels  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = kernels.CACHE
+DIMM_BASE = 1 << 32     # QEMU pc: device memory starts at 4 GiB when no RAM is above it
 OUT = os.environ.get('RIG_OUT') or os.path.join(REPO, 'tests', 'out')   # artifacts root
 
 PROBLEM_RE = re.compile(
@@ -132,7 +133,7 @@ class Rig:
 
     def __init__(self, name, driver='vmmemctl', mem_mb=512, host=None, vmware=True, smp=1,
                  append='', timeout=600, ko=None, boot_timeout=90, quiet=False, qemu_args=(),
-                 kernel=None):
+                 kernel=None, dimms=()):
         if not re.fullmatch(r'[A-Za-z0-9_.-]+', name):
             raise RigError('bad rig name %r' % name)
         self.name = name
@@ -153,6 +154,19 @@ class Rig:
         self.boot_timeout = boot_timeout * self.slowdown
         self.quiet = quiet
         self.qemu_args = list(qemu_args)
+        # Hot-pluggable DIMMs present at boot: [(guest-physical address, MiB)],
+        # placed one after the other from 4 GiB (QEMU's `pc` device memory
+        # region when the RAM fits below 4 GiB), each 128 MiB aligned so that
+        # it is whole Linux memory blocks.
+        self.dimms = []
+        addr = DIMM_BASE
+        for mib in dimms:
+            if mib <= 0 or mib % 128:
+                raise RigError('a DIMM is a multiple of 128 MiB, not %r' % mib)
+            self.dimms.append((addr, mib))
+            addr += mib << 20
+        if self.dimms and mem_mb > 3072:
+            raise RigError('dimms= needs the RAM below 4 GiB (mem_mb <= 3072)')
         self.kver = self.kernel.kver
         self.out_dir = os.path.join(OUT, self.kernel.id, name)   # kernels may run side by side
         self.ko = ko
@@ -255,6 +269,8 @@ class Rig:
         sock_path = os.path.join(self.tmp, 'agent.sock')
         self.host = VmHost(self.config, mem_mb=self.mem_mb,
                            transcript_path=os.path.join(self.out_dir, 'transcript.txt'), log=self.log)
+        # The DIMMs are guest RAM too: frames the balloon may lock.
+        self.host.ram_ranges += [(a >> 12, (a + (mib << 20)) >> 12) for a, mib in self.dimms]
         append = 'console=ttyS0 nokaslr panic=-1 loglevel=4 rig.scenario=%s %s %s' % (
             self.name, self.kernel.cmdline, self.append)
         for attempt in range(3):
@@ -271,6 +287,12 @@ class Rig:
                             '-smbios', 'type=1,manufacturer=VMware,serial=VMware-1']
             else:
                 cmd[5:5] = ['-machine', 'pc']
+            if self.dimms:
+                cmd[cmd.index('-m') + 1] = '%d,slots=%d,maxmem=%dM' % (
+                    self.mem_mb, len(self.dimms), self.mem_mb + sum(m for _, m in self.dimms))
+                for i, (a, mib) in enumerate(self.dimms):
+                    cmd += ['-object', 'memory-backend-ram,id=dimm%d,size=%dM' % (i, mib),
+                            '-device', 'pc-dimm,id=d%d,memdev=dimm%d,addr=%#x' % (i, i, a)]
             cmd += self.qemu_args
             self.qemu_cmd = cmd
             self._qlog = open(os.path.join(self.out_dir, 'qemu.log'), 'w')

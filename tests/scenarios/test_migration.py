@@ -5,12 +5,16 @@ one unlock and one lock per page, whatever the host answers."""
 import os
 import time
 
-from common import (CAP_BASIC, CAP_BATCHED, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
+from common import (CAP_BASIC, CAP_BATCHED, CAP_64BIT_TARGET, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
+from vmhost import CMD_NAMES
+from test_movable_zone import MEMDIR, block_state, host_entries, host_locked, memory_block
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 ERROR_RESET = 7
+UNLOCKS = ('UNLOCK', 'BATCHED_UNLOCK')
+LOCKS = ('LOCK', 'BATCHED_LOCK')
 HOLE_MIB = 32          # free memory the hog leaves whole
 
 
@@ -71,10 +75,16 @@ def lock_calls(r):
 
 def _fragmentation(driver, balloon_pages, want):
     ko = os.environ.get('VMMEMCTL_KO') if driver == 'vmmemctl' else None
+    # The 64-bit target: without it the upper half of rbx after GET_TARGET
+    # is undefined (the adversarial host makes it random), and vmw_balloon
+    # takes all 64 bits as its target, so its balloon swings between
+    # inflating and deflating (a negative target) and never fills.
     with Rig(name='frag_' + driver, driver=driver, mem_mb=512, ko=ko or None,
-             host=HostConfig(caps=CAPS_4K)) as r:
+             host=HostConfig(caps=CAPS_4K | CAP_64BIT_TARGET)) as r:
         rc, out = r.load()
         assert rc == 0, out
+        r.wait_for(lambda: r.host.summary()['granted_caps'] & CAP_64BIT_TARGET, timeout=30,
+                   what='64-bit target granted')
         fragment(r, balloon_pages)
         before, vm0, ours0 = settled(r, driver)
         got = huge_pages_after_compaction(r, want)
@@ -108,68 +118,192 @@ def test_fragmentation_huge_pages_vs_in_tree():
     assert ours * 100 >= theirs * 95, 'vmmemctl %d huge pages, vmw_balloon %d' % (ours, theirs)
 
 
-test_fragmentation_huge_pages_vs_in_tree.quarantined = ('fails in the full matrix run under the adversarial host and load '
-    '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
+# The old failures had two causes, both fixed: the fill timed out because
+# vmw_balloon took the undefined upper half of rbx (random under the
+# adversarial host) as part of its target (now the 64-bit target is granted),
+# and the refusal/RESET scenarios' hook never fired for batch entries. Under
+# load (REPEAT=3, another guest beside it) it passed 3 of 3 on 6.1 (133 vs
+# 134 each time) and 6.12, 2 of 3 on 7.3: the huge pages one guest gets
+# after compaction vary between runs on 6.12 (vmmemctl 119-140, vmw_balloon
+# 125-136) and 7.3 (117-121, 115-125; the failure: 117 vs 125), so one run
+# of each can land on either side of the 95 % bound: it needs a comparison
+# over several runs.
+test_fragmentation_huge_pages_vs_in_tree.quarantined = (
+    'one run per driver is not a stable comparison: huge pages after compaction vary run to run '
+    '(6.12: vmmemctl 119-140, vmw_balloon 125-136; 7.3: 117-121 vs 115-125, failed once at 117 vs 125); '
+    'issue 12')
 
-def _refused_or_reset(name, caps, status):
-    """The host answers `status` for the first new page it is asked to lock
-    during a compaction: the old page is gone, the balloon shrinks by one,
-    everything stays consistent, and the balloon grows back."""
-    state = {'armed': False, 'hits': 0, 'host': None}
+DIMM_MIB = 128
+MOVED_PAGES = 4096     # 16 MiB ballooned into the DIMM
+
+
+def dimm_guest(name, caps, **hostkw):
+    """A guest whose ballooned pages are sure to migrate: 512 MiB of boot RAM
+    (ZONE_DMA32) and a 128 MiB DIMM onlined movable at boot, one memory
+    block. Movable allocations try ZONE_MOVABLE first, so the balloon
+    lands in the DIMM, and offlining the block migrates every ballooned
+    page in it (MIGRATE_SYNC, retried until the block is empty).
+
+    (A compaction is no such trigger: it moves pages only into partly used
+    pageblocks, and on 6.12 a full compaction of the DIMM's ZONE_MOVABLE
+    moved no ballooned page even with scattered free pages above them.)"""
+    return Rig(name=name, mem_mb=512, dimms=[DIMM_MIB], append='memhp_default_state=online_movable',
+               host=HostConfig(caps=caps, **hostkw), ko=os.environ.get('VMMEMCTL_KO') or None)
+
+
+def inflate_into_dimm(r, pages):
+    """Inflate to `pages`; return (block, ballooned frames in it)."""
+    blk, lo, hi = memory_block(r, r.dimms[0][0])
+    st = block_state(r, blk)
+    assert st[:1] == ['online'] and 'Movable' in st, '%s is %s, not online movable' % (blk, st)
+    load(r, params='huge_pages=n')
+    r.host.set_target(pages)
+    wait_size(r, pages, timeout=180)
+    inside = sum(1 for p in host_locked(r) if lo <= p < hi)
+    r.log('%d of %d ballooned frames in %s' % (inside, pages, blk))
+    # The cause of "no migration moved a ballooned page", asserted first.
+    assert inside >= pages // 2, 'only %d of %d ballooned frames in %s' % (inside, pages, blk)
+    return blk, inside
+
+
+def offline(r, blk):
+    rc, out = r.sh('echo offline > %s/%s/state' % (MEMDIR, blk), timeout=600)
+    assert rc == 0, 'offlining %s failed: %s' % (blk, out)
+    assert block_state(r, blk)[:1] == ['offline'], block_state(r, blk)
+
+
+def no_unlock_after(r, n):
+    """Commands after host command number n, up to the next START: none of
+    them may be an unlock (the host forgot the balloon; popped pages go back
+    to the guest without a hypercall)."""
+    after = [c for c in r.host.commands() if c['n'] > n]
+    upto = next((i for i, c in enumerate(after) if c['cmd'] == 'START'), len(after))
+    unlocks = [c for c in after[:upto] if c['cmd'] in ('UNLOCK', 'BATCHED_UNLOCK')]
+    assert not unlocks, 'unlocks after the RESET, before START: %s' % unlocks[:5]
+    assert upto < len(after), 'no START after the RESET'
+
+
+def assert_balloon_counted(r, st):
+    """vmstat and meminfo (where the kernel has Balloon:) agree with debugfs."""
+    vm = vmstat(r)
+    assert vm['balloon_inflate'] - vm['balloon_deflate'] == st['current'], (vm, st['current'])
+    mi = r.meminfo()
+    if 'Balloon' in mi:
+        assert mi['Balloon'] == st['current'] * 4, (mi['Balloon'], st['current'])
+
+
+def _refused(name, caps):
+    """The host refuses the first new page it is asked to lock while memory
+    offlining moves the balloon out of a block: the old page is gone, the
+    balloon shrinks by one, everything stays consistent, offlining
+    completes, and the balloon grows back."""
+    state = {'armed': False, 'hits': 0}
 
     def refuse(pfn, cmd):
-        if state['armed'] and cmd == 'LOCK' and state['hits'] == 0:
+        # 'LOCK' with the basic protocol, 'BATCHED_LOCK' for a batch entry.
+        if state['armed'] and cmd in ('LOCK', 'BATCHED_LOCK') and not state['hits']:
             state['hits'] += 1
-            if status == ERROR_RESET:
-                # ...and the host really forgets the balloon at its next
-                # command (the next migration's unlock, or a poll).
-                state['host']._inject.append(ERROR_RESET)
-            return status
+            state['pfn'] = pfn
+            return ERROR_PPN_PINNED
         return None
 
-    with boot(name, caps=caps, mem_mb=512, refuse=refuse) as r:
-        state['host'] = r.host
-        load(r, params='huge_pages=n')
-        fragment(r, 16384)
-        vm0 = vmstat(r)
+    with dimm_guest(name, caps, refuse=refuse) as r:
+        blk, inside = inflate_into_dimm(r, MOVED_PAGES)
+        st0, vm0, e0 = r.stats(), vmstat(r), host_entries(r)
+        # The balloon is at its target: the next lock is a migration's.
         state['armed'] = True
-        # Where the ballooned pages landed decides whether one compaction
-        # moves any: try a few.
-        for _ in range(5):
-            compact(r)
-            if state['hits']:
-                break
-        assert state['hits'] == 1, 'no compaction moved a ballooned page'
+        offline(r, blk)
+        state['armed'] = False
+        assert state['hits'] == 1, 'no migration asked the host to lock a new page'
+        st1, vm1, e1 = r.stats(), vmstat(r), host_entries(r)
+        migrated = st1['migrate'] - st0['migrate']
+        r.log('offline: %d migrated, refused new pfn %#x' % (migrated, state['pfn']))
+        # Every ballooned page of the block left it: one through the deflate.
+        assert migrated == inside - 1, (migrated, inside)
+        assert st1['migrateFail'] - st0['migrateFail'] == 1, st1
+        assert e1[1] - e0[1] == inside, 'host saw %d unlocks for %d pages' % (e1[1] - e0[1], inside)
+        # The page the host let go was counted as a deflate, not as migrated.
+        assert vm1['balloon_migrate'] - vm0['balloon_migrate'] == migrated, (vm0, vm1)
+        assert vm1['balloon_deflate'] - vm0['balloon_deflate'] == 1, (vm0, vm1)
+        wait_size(r, MOVED_PAGES, timeout=120)
         st = r.stats()
-        vm1 = vmstat(r)
-        if status == ERROR_RESET:
-            r.wait_for(lambda: r.stats()['reset'] >= 1, timeout=30, what='session reset')
-        else:
-            assert st['migrateFail'] == 1, st
-            # The page the host let go was counted as a deflate, not as migrated.
-            assert vm1['balloon_deflate'] - vm0['balloon_deflate'] >= 1, (vm0, vm1)
-        wait_size(r, 16384, timeout=120)
-        assert_accounting(r.stats())
+        assert_balloon_counted(r, st)
+        assert_accounting(st)
         finish(r)
 
 
 def test_migration_host_refuses_new_page_batched():
-    _refused_or_reset('migrate_refuse', CAPS_4K, ERROR_PPN_PINNED)
+    _refused('migrate_refuse', CAPS_4K)
 
-
-test_migration_host_refuses_new_page_batched.quarantined = ('fails in the full matrix run under the adversarial host and load '
-    '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
 
 def test_migration_host_refuses_new_page_basic():
-    _refused_or_reset('migrate_refuse_basic', CAP_BASIC, ERROR_PPN_PINNED)
+    _refused('migrate_refuse_basic', CAP_BASIC)
+
+
+def _reset(name, caps, at):
+    """The host answers RESET (and forgets every lock at once) to the unlock
+    of the old page (at='unlock') or to the lock of the new one (at='lock')
+    inside a migration, while memory offlining moves every ballooned page
+    out of a block. The module must not unlock anything the host forgot:
+    the pages isolated for migration leave the balloon without a hypercall
+    (migrating them would fail, and offlining would isolate them again and
+    again, logging each failure, while pop waits for them), the rest are
+    popped, a new session starts and the balloon inflates again. Offlining
+    completes with a clean log."""
+    with dimm_guest(name, caps) as r:
+        h = r.host
+        state = {'armed': False, 'n': None, 'prev': None}
+        hypercall = h._hypercall
+
+        def reset_mid_migration(regs):
+            # Runs in the host's loop before the command is answered: a
+            # RESET queued in front is this very command's answer.
+            cmd = CMD_NAMES.get(regs['rcx'] & 0xFFFFFFFF)
+            if state['armed'] and state['n'] is None:
+                if (at == 'unlock' and cmd in UNLOCKS) or \
+                        (at == 'lock' and cmd in LOCKS and state['prev'] in UNLOCKS):
+                    h._inject.appendleft(ERROR_RESET)
+                    state['n'] = h.ncmd + 1
+                state['prev'] = cmd
+            return hypercall(regs)
+
+        h._hypercall = reset_mid_migration
+        blk, inside = inflate_into_dimm(r, MOVED_PAGES)
+        st0 = r.stats()
+        # The balloon is at its target: the next unlock is a migration's.
+        state['armed'] = True
+        offline(r, blk)
+        assert state['n'] is not None, 'no migration reached the host'
+        # (All of the balloon may have left through migration, so the
+        # session restart need not count as a reset that popped pages.)
+        r.wait_for(lambda: h.summary()['starts'] >= 2, timeout=60, what='a new session')
+        st1 = r.stats()
+        c = [x for x in h.commands() if x['n'] == state['n']][0]
+        r.log('RESET answered to #%d %s; %d migrated before' % (
+            c['n'], c['cmd'], st1['migrate'] - st0['migrate']))
+        assert c['cmd'] in (UNLOCKS if at == 'unlock' else LOCKS), c
+        assert st1['migrateFail'] - st0['migrateFail'] == 1, st1
+        no_unlock_after(r, state['n'])
+        wait_size(r, MOVED_PAGES, timeout=180)
+        st = r.stats()
+        assert_balloon_counted(r, st)
+        assert_accounting(st)
+        finish(r)
 
 
 def test_migration_host_resets():
-    _refused_or_reset('migrate_reset', CAPS_4K, ERROR_RESET)
+    """RESET to the unlock of the old page."""
+    _reset('migrate_reset', CAPS_4K, 'unlock')
 
 
-test_migration_host_resets.quarantined = ('fails in the full matrix run under the adversarial host and load '
-    '(no compaction picks a ballooned page / fragmentation fill times out); passes alone: issue 12')
+def test_migration_host_resets_new_page():
+    """RESET to the lock of the new page (the old one was unlocked)."""
+    _reset('migrate_reset_lock', CAPS_4K, 'lock')
+
+
+def test_migration_host_resets_basic():
+    _reset('migrate_reset_basic', CAP_BASIC, 'lock')
+
 
 def test_rmmod_while_compaction_loops():
     """Compaction runs in a loop while the balloon inflates, deflates, resets

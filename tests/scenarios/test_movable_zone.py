@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Ballooned pages in ZONE_MOVABLE: a hot-pluggable DIMM onlined movable goes
+offline with the balloon in it; a movablecore= guest under pressure keeps its
+normal zones above their min watermark."""
+
+import os
+import re
+import time
+
+from common import (CAP_BASIC, CAP_BATCHED, OOM_RE, Rig, HostConfig, assert_accounting,
+                    finish, host_count, load, vmstat, wait_size)
+
+CAPS_4K = CAP_BASIC | CAP_BATCHED
+MEMDIR = '/sys/devices/system/memory'
+
+
+def memory_block(r, addr):
+    """(name, first pfn, end pfn) of the guest's memory block at guest-physical addr."""
+    rc, out = r.cat(MEMDIR + '/block_size_bytes')
+    assert rc == 0, out
+    size = int(out.strip(), 16)
+    n = addr // size
+    return 'memory%d' % n, n * size >> 12, (n + 1) * size >> 12
+
+
+def block_state(r, name):
+    rc, out = r.sh('cat %s/%s/state %s/%s/valid_zones' % (MEMDIR, name, MEMDIR, name))
+    return out.split() if rc == 0 else out
+
+
+def host_locked(r):
+    """A copy of the 4 KiB frames the host holds."""
+    with r.host._lock:
+        return set(r.host.locked4k)
+
+
+def host_entries(r):
+    """(lock entries, unlock entries) the host saw, 4 KiB, basic or batched."""
+    be = r.host.summary()['batch_entries']
+    return (host_count(r, 'LOCK') + be.get('BATCHED_LOCK', {}).get('pages', 0),
+            host_count(r, 'UNLOCK') + be.get('BATCHED_UNLOCK', {}).get('pages', 0))
+
+
+def _offline(name, caps):
+    # 512 MiB of boot RAM (ZONE_DMA32) and a 128 MiB DIMM at 4 GiB, one memory
+    # block, onlined movable at boot. Movable allocations, the balloon's 4 KiB
+    # pages among them, try ZONE_MOVABLE first: the balloon lands in the DIMM.
+    balloon = 8192
+    with Rig(name=name, mem_mb=512, dimms=[128], append='memhp_default_state=online_movable',
+             host=HostConfig(caps=caps), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
+        blk, lo, hi = memory_block(r, r.dimms[0][0])
+        st = block_state(r, blk)
+        assert st[:1] == ['online'] and 'Movable' in st, '%s is %s, not online movable' % (blk, st)
+        load(r, params='huge_pages=n')
+        r.host.set_target(balloon)
+        wait_size(r, balloon, timeout=180)
+        locked = host_locked(r)
+        inside = {p for p in locked if lo <= p < hi}
+        r.log('%d of %d ballooned frames in %s [%#x, %#x)' % (len(inside), balloon, blk, lo, hi))
+        assert len(inside) >= balloon // 2, \
+            'only %d of %d ballooned frames in the movable block: the test would not test offlining' % (
+                len(inside), balloon)
+
+        st0, vm0, e0 = r.stats(), vmstat(r), host_entries(r)
+        rc, out = r.sh('echo offline > %s/%s/state' % (MEMDIR, blk), timeout=600)
+        assert rc == 0, 'offlining %s failed: %s' % (blk, out)
+        assert block_state(r, blk)[:1] == ['offline'], block_state(r, blk)
+        # The work item may poll meanwhile, but the balloon is at its target:
+        # every lock and unlock the host saw since is a migration's.
+        st1, vm1, e1 = r.stats(), vmstat(r), host_entries(r)
+        locked = host_locked(r)
+        migrated = st1['migrate'] - st0['migrate']
+        r.log('offline: %d migrated, host entries %s -> %s' % (migrated, e0, e1))
+        assert st1['migrateFail'] == st0['migrateFail'] == 0, st1
+        assert not [p for p in locked if lo <= p < hi], 'the host still holds frames of the offline block'
+        # Every ballooned page of the block moved, each once, and nothing else.
+        assert migrated == len(inside), (migrated, len(inside))
+        assert vm1['balloon_migrate'] - vm0['balloon_migrate'] == migrated, (vm0, vm1)
+        assert (e1[0] - e0[0], e1[1] - e0[1]) == (migrated, migrated), \
+            'host saw %d locks and %d unlocks for %d migrations' % (e1[0] - e0[0], e1[1] - e0[1], migrated)
+        # The balloon did not shrink and the host holds exactly its frames.
+        assert st1['current'] == balloon == len(locked), (st1['current'], len(locked))
+        assert vm1['balloon_inflate'] - vm1['balloon_deflate'] == balloon, vm1
+        assert_accounting(st1)
+        finish(r)
+
+
+def test_offline_movable_block_batched():
+    """The balloon inflates into a DIMM onlined movable; the block goes
+    offline; the balloon keeps its size and the host follows every page."""
+    _offline('offline_batched', CAPS_4K)
+
+
+def test_offline_movable_block_basic():
+    _offline('offline_basic', CAP_BASIC)
+
+
+def zones(text):
+    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed'}} (pages)."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r'Node \d+, zone\s+(\S+)', line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
+        if m and cur is not None and m.group(1) not in cur:
+            cur[m.group(1)] = int(m.group(2))
+    return out
+
+
+def kernel_zones(z):
+    """The zones kernel allocations come from (DMA is kept for DMA only)."""
+    return {n: v for n, v in z.items() if n in ('DMA32', 'Normal') and v.get('managed')}
+
+
+def test_movablecore_pressure_keeps_normal_zones():
+    """movablecore=50%: half the RAM is ZONE_MOVABLE, where the balloon's
+    movable pages go first. With the host asking for 90% and then a process
+    taking 60% of RAM: no OOM kill, and the zones kernel allocations need stay
+    above their min watermark all along."""
+    with Rig(name='movablecore', mem_mb=256, append='movablecore=50%',
+             host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
+        z = zones(r.cat('/proc/zoneinfo')[1])
+        assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
+        load(r, params='huge_pages=n')
+        mem = r.meminfo()
+        ram = mem['MemTotal'] // 4
+        r.host.set_target(ram * 90 // 100)
+        r.wait_for(lambda: r.stats()['limited by'] == 'min_free' and
+                   r.stats()['current'] == r.stats()['goal'],
+                   timeout=120, what='balloon full up to the floor')
+        full = r.stats()['current']
+        lows = []
+
+        def sample(what):
+            rc, out = r.cat('/proc/zoneinfo')
+            for n, v in kernel_zones(zones(out)).items():
+                lows.append((v['free'] - v['min'], n, what, v['free'], v['min']))
+
+        sample('full')
+        r.log('balloon %d pages; zones %s' % (full, kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))))
+        need_mib = mem['MemTotal'] * 60 // 100 // 1024
+        r.sh('(memhog %d 2 > /tmp/hog.log 2>&1; echo "rc $?" >> /tmp/hog.log) &' % need_mib)
+        t = time.monotonic()
+        while time.monotonic() - t < 300:
+            sample('memhog')
+            if 'rc ' in r.cat('/tmp/hog.log')[1]:
+                break
+            time.sleep(0.1)
+        sample('after')
+        rc, log = r.cat('/tmp/hog.log')
+        worst = min(lows)
+        r.log('%d samples; lowest free-min %d pages (%s, %s: free %d min %d)' % ((len(lows),) + worst))
+        assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, 'memhog: %s' % log
+        kills = [line for line in r.dmesg().splitlines() if OOM_RE.search(line)]
+        assert not kills, 'OOM kill:\n' + '\n'.join(kills[:10])
+        assert vmstat(r).get('oom_kill', 0) == 0
+        assert worst[0] > 0, 'zone %s at or below its min watermark (%s): free %d, min %d' % worst[1:]
+        st = r.stats()
+        assert st['current'] < full, 'the balloon gave nothing back: %s' % st
+        assert r.host.locked_frames() == st['current']
+        finish(r)
