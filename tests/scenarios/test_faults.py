@@ -139,9 +139,11 @@ def guest_problems(r, kernel_warnings_ok=False):
             i = j + 1
             continue
         if WARN_ALLOC_RE.search(line):
-            # the dump runs until the next line that is not part of it
+            # the dump runs until the next line that is not part of it (the
+            # next report, a WARN's "cut here" included, is not)
             j = i + 1
             while j < len(lines) and not WARN_ALLOC_RE.search(lines[j]) \
+                    and 'cut here' not in lines[j] \
                     and not lines[j].split('] ', 1)[-1].startswith(('vmmemctl', 'Out of memory')) \
                     and j - i < 80:
                 j += 1
