@@ -649,6 +649,9 @@ forgotten:
 	/* The kernel frees @page and @newpage. */
 	WRITE_ONCE(b->nr_pages[VMB_PAGE_4K], b->nr_pages[VMB_PAGE_4K] - 1);
 	b->stat[VMB_PAGE_4K].free++;
+	/* The reset still counts when migration emptied the balloon first. */
+	if (b->host.reset_required)
+		b->dropped++;
 	ret = vmb_core_migrated(info, newpage, page, false);
 out:
 	mutex_unlock(&b->lock);

@@ -160,8 +160,9 @@ struct vmb_page_stats {
  *                 after it gave memory back under pressure; valid only
  *                 while @holding_off
  * @holding_off: a hold-off is running (see vmb_holding_off())
- * @dropped: frames the pressure path freed since the host reset, before
- *           the next session start (which counts and logs the reset)
+ * @dropped: frames the pressure path or page migration freed since the
+ *           host reset, before the next session start (which counts and
+ *           logs the reset)
  * @host_failing: the host stopped answering; logged once until it recovers
  * @caps_logged: capabilities last reported in the kernel log
  * @running: the work item may be queued (cleared on unload); read
