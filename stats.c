@@ -30,6 +30,9 @@ static const char * const vmb_limit_names[VMB_LIMIT_NR] = {
 	[VMB_LIMIT_FLOOR]	= "min_free",
 	[VMB_LIMIT_HOLDOFF]	= "holdoff",
 	[VMB_LIMIT_DISABLED]	= "disabled",
+	[VMB_LIMIT_RECLAIM]	= "reclaim",
+	[VMB_LIMIT_NEAR_FLOOR]	= "near_floor",
+	[VMB_LIMIT_ALLOC_FAIL]	= "alloc_fail",
 };
 
 static const char *vmb_limit_name(enum vmb_limit limit)
@@ -82,6 +85,8 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 	vmb_show_ul(f, "refused 4k", READ_ONCE(b->nr_refused[VMB_PAGE_4K]));
 	vmb_show_ul(f, "refused 2M", READ_ONCE(b->nr_refused[VMB_PAGE_2M]));
 	vmb_show_ul(f, "inflate rate", vmb_rate_now(&b->inflate));
+	seq_printf(f, "%-22s: %16s\n", "inflate slowed by",
+		   vmb_limit_name(READ_ONCE(b->inflate_slowed)));
 	vmb_show_ul(f, "inflate rate min", READ_ONCE(vmb_params.inflate_rate.min));
 	vmb_show_ul(f, "inflate rate max", READ_ONCE(vmb_params.inflate_rate.max));
 	vmb_show_ul(f, "deflate rate", vmb_rate_now(&b->deflate));
@@ -126,6 +131,10 @@ static int vmb_stats_show(struct seq_file *f, void *unused)
 		vmb_show_ul(f, name, READ_ONCE(s->free));
 	}
 	seq_putc(f, '\n');
+	vmb_show_ul(f, "slowdowns", READ_ONCE(b->slowdowns));
+	vmb_show_ul(f, "reclaim scanned", READ_ONCE(b->signals.d_scanned));
+	vmb_show_ul(f, "reclaim stalls", READ_ONCE(b->signals.d_stalls));
+	vmb_show_ul(f, "guest alloc", READ_ONCE(b->signals.guest_alloc));
 	vmb_show_ul(f, "lock hold max (us)",
 		    div_u64(READ_ONCE(b->lock_hold_max_ns), NSEC_PER_USEC));
 	mutex_unlock(&b->lock);
