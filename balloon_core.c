@@ -368,9 +368,11 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	unsigned int n;
 	LIST_HEAD(list);
 
-	/* Below its goal and slowed: say so, unless the goal has its own reason. */
-	if (b->inflate_slowed != VMB_LIMIT_NONE &&
-	    b->limited_by == VMB_LIMIT_NONE)
+	/*
+	 * Below its goal and slowed: that is what holds the balloon back now;
+	 * the goal's own reason shows again once the balloon reaches it.
+	 */
+	if (b->inflate_slowed != VMB_LIMIT_NONE)
 		WRITE_ONCE(b->limited_by, b->inflate_slowed);
 	if (b->period_done >= budget)
 		return 0;

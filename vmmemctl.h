@@ -83,20 +83,21 @@ unsigned long vmb_max_size_pages(unsigned long ram);
 /* ---- The balloon ------------------------------------------------------ */
 
 /**
- * enum vmb_limit - why the balloon's goal is below the host's target
+ * enum vmb_limit - why the balloon is below the host's target
  * @VMB_LIMIT_NONE: the goal is the host's target
  * @VMB_LIMIT_RAM: the host asked for more than the guest has
  * @VMB_LIMIT_CAP: the admin's max_size cap
  * @VMB_LIMIT_FLOOR: the admin's (or the automatic) free-memory floor
  * @VMB_LIMIT_HOLDOFF: the guest recently needed memory back
  * @VMB_LIMIT_DISABLED: ballooning is switched off
- * @VMB_LIMIT_RECLAIM: the goal is the target, but inflation is slowed: the
- *                     guest was reclaiming (kswapd or direct reclaim)
- * @VMB_LIMIT_NEAR_FLOOR: the goal is the target, but inflation is slowed:
- *                        the guest's own allocations are bringing available
- *                        memory toward the floor
- * @VMB_LIMIT_ALLOC_FAIL: the goal is the target, but inflation is slowed:
- *                        the allocator ran out of free pages
+ * @VMB_LIMIT_RECLAIM: the balloon is below its goal and inflation is
+ *                     slowed: the guest was reclaiming (kswapd or direct
+ *                     reclaim)
+ * @VMB_LIMIT_NEAR_FLOOR: below the goal, inflation slowed: the guest's own
+ *                        allocations are bringing available memory toward
+ *                        the floor
+ * @VMB_LIMIT_ALLOC_FAIL: below the goal, inflation slowed: the allocator
+ *                        ran out of free pages
  * @VMB_LIMIT_NR: number of reasons
  *
  * The last three are also why the inflate rate was last slowed
