@@ -89,7 +89,7 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 	unsigned long scanned = vmm_reclaim_scanned();
 	unsigned long stalls = vmm_reclaim_stalls();
 	unsigned long avail = max_t(long, si_mem_available(), 0);
-	unsigned long size = vmb_balloon_size(b);
+	unsigned long size = vmb_balloon_size(b) + vmb_refused_frames(b);
 	unsigned long floor = vmb_floor_pages(totalram_pages());
 	unsigned long elapsed = max(now - s->when, 1UL), room;
 	long growth = (long)(size - s->size);

@@ -122,12 +122,12 @@ enum vmb_limit {
  * @scanned: pages reclaim had scanned (pgscan_kswapd + pgscan_direct)
  * @stalls: allocations that had entered direct reclaim (allocstall_*)
  * @avail: available memory (MemAvailable), 4 KiB pages
- * @size: the balloon's size, frames
+ * @size: frames the balloon holds: ballooned and refused
  * @d_scanned: growth of @scanned over the last period
  * @d_stalls: growth of @stalls over the last period
  * @guest_alloc: available memory the guest itself (not the balloon) took
  *               over the last period, frames
- * @grew: frames the balloon grew by over the last period
+ * @grew: frames @size grew by over the last period
  *
  * Written by vmb_guest_signals() under the balloon lock.
  */

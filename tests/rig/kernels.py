@@ -19,6 +19,7 @@ enter the kernel through PVH (the debug kernel: KASAN).
 
 import fcntl
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -90,15 +91,18 @@ class Kernel:
                 self.slowdown = max(1.0, float(f.read().strip()))
         except (OSError, ValueError):
             self.slowdown = 1.0
-        # Where the module is built: a copy of the sources per kernel (an
-        # out-of-tree build writes into its source folder), inside the root
-        # when the kernel's tools live there.
+        # Where the module is built: a copy of the sources per kernel and per
+        # checkout (an out-of-tree build writes into its source folder, and
+        # several checkouts may share one VMMEMCTL_CACHE: each must test its
+        # own sources), inside the root when the kernel's tools live there.
+        tree = hashlib.sha1(REPO.encode()).hexdigest()[:10]
         if self.root:
-            self.build_inside = '/vmmemctl-build/%s' % kid
+            self.build_inside = '/vmmemctl-build/%s-%s' % (kid, tree)
             self.build_dir = os.path.join(self.root, self.build_inside.lstrip('/'))
         else:
-            self.build_dir = os.path.join(self.dir, 'build')
+            self.build_dir = os.path.join(self.dir, 'build-' + tree)
             self.build_inside = self.build_dir
+        self.lock_path = os.path.join(self.dir, 'build-%s.lock' % tree)
 
     def __repr__(self):
         return 'Kernel(%s, %s)' % (self.id, self.kver)
@@ -156,7 +160,7 @@ class Kernel:
         """make in this kernel's build folder with KDIR set: (rc, output).
         One build at a time per kernel (test workers run side by side)."""
         os.makedirs(self.dir, exist_ok=True)
-        with open(os.path.join(self.dir, 'build.lock'), 'w') as lock:
+        with open(self.lock_path, 'w') as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if sync:
                 self.sync_sources()
