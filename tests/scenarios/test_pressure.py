@@ -34,6 +34,8 @@ def test_pressure_two_cpus():
 def _pressure(name, smp):
     with boot(name, mem_mb=256, smp=smp) as r:
         load(r, params='pressure_holdoff=8')
+        rc, out = r.sh('echo 1 > %s/events/vmmemctl/vmmemctl_inflate_rate/enable' % TRACING)
+        assert rc == 0, out
         mem = r.meminfo()
         ram = fill_to_floor(r, mem)
         time.sleep(2)
@@ -58,6 +60,15 @@ def _pressure(name, smp):
         kills = [line for line in text.splitlines() if OOM_RE.search(line)]
         assert not kills, 'OOM kill:\n' + '\n'.join(kills)
         assert r.host.locked_frames() == st['current'], 'host and guest disagree'
+        # The guest reclaimed to make room for memhog: the next period's
+        # sample saw it, and it slowed inflation (debugfs, tracepoint).
+        r.wait_for(lambda: r.stats()['slowdowns'] > 0, timeout=10, what='a slowdown')
+        rc, trace = r.sh('cat %s/trace' % TRACING, timeout=60)
+        reclaim = [line for line in trace.splitlines() if 'slowed_by=reclaim' in line]
+        r.log('%d periods slowed by reclaim, first: %s' % (len(reclaim), reclaim[:1]))
+        assert reclaim, 'no period slowed by reclaim:\n%s' % trace[-1500:]
+        assert any(int(re.search(r'stalls=(\d+)', line).group(1)) or
+                   int(re.search(r'scanned=(\d+)', line).group(1)) for line in reclaim)
 
         # The hold-off passes and the balloon grows again toward the host.
         low = st['current']
