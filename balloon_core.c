@@ -98,6 +98,12 @@ static void vmb_rate_shrink(struct vmb_rate *r, unsigned long done)
 }
 
 /*
+ * Quiet periods in a row before a rate the guest's signals slowed grows
+ * again: a workload allocating in bursts leaves single quiet seconds.
+ */
+#define VMB_QUIET_PERIODS	3
+
+/*
  * The inflate rate at a period's end. The guest reclaiming, or its own
  * allocations heading for the floor (vmb_guest_signals()), halve what
  * inflation achieved in the period, as a failed allocation does in
@@ -111,12 +117,15 @@ static void vmb_rate_period_end(struct vmb_balloon *b, unsigned long now)
 	struct vmb_rate *r = &b->inflate;
 	enum vmb_limit slow = vmb_guest_signals(b, now);
 	unsigned int before = vmb_rate(r);
+	bool by_guest = b->inflate_slowed == VMB_LIMIT_RECLAIM ||
+			b->inflate_slowed == VMB_LIMIT_NEAR_FLOOR;
 
 	if (slow != VMB_LIMIT_NONE) {
 		vmb_rate_shrink(r, b->signals.grew);
 		b->inflate_slowed = slow;
 		b->slowdowns++;
-	} else if (!b->period_failed) {
+	} else if (!b->period_failed &&
+		   (!by_guest || b->signals.quiet >= VMB_QUIET_PERIODS)) {
 		if (b->period_saturated == r || !b->signals.grew)
 			vmb_rate_grow(r);
 		else

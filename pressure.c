@@ -107,12 +107,18 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 	s->avail = avail;
 	s->size = size;
 
-	if (s->d_scanned || s->d_stalls)
-		return VMB_LIMIT_RECLAIM;
 	room = avail > floor ? avail - floor : 0;
+	if (s->d_scanned || s->d_stalls) {
+		s->quiet = 0;
+		return VMB_LIMIT_RECLAIM;
+	}
 	if (s->guest_alloc >= VMB_GUEST_ALLOC_MIN &&
-	    room / VMB_RACE_SECONDS < s->guest_alloc * HZ / elapsed)
+	    room / VMB_RACE_SECONDS < s->guest_alloc * HZ / elapsed) {
+		s->quiet = 0;
 		return VMB_LIMIT_NEAR_FLOOR;
+	}
+	if (s->quiet < UINT_MAX)
+		s->quiet++;
 	return VMB_LIMIT_NONE;
 }
 

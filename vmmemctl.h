@@ -128,6 +128,7 @@ enum vmb_limit {
  * @guest_alloc: available memory the guest itself (not the balloon) took
  *               over the last period, frames
  * @grew: frames @size grew by over the last period
+ * @quiet: periods in a row without a signal
  *
  * Written by vmb_guest_signals() under the balloon lock.
  */
@@ -141,6 +142,7 @@ struct vmb_signals {
 	unsigned long d_stalls;
 	unsigned long guest_alloc;
 	unsigned long grew;
+	unsigned int quiet;
 };
 
 /**
