@@ -64,7 +64,7 @@ static unsigned long vmb_release_under_pressure(struct vmb_balloon *b,
  * the guest's own allocations took available memory in the last period,
  * what is left above the floor would be gone within this many seconds.
  */
-#define VMB_RACE_SECONDS	30
+#define VMB_RACE_SECONDS	60
 /* Less taken by the guest in a period is counter drift and page cache churn. */
 #define VMB_GUEST_ALLOC_MIN	(SZ_1M >> PAGE_SHIFT)
 
