@@ -98,6 +98,47 @@ static void vmb_rate_shrink(struct vmb_rate *r, unsigned long done)
 	r->cur = max_t(unsigned long, base / 2, min);
 }
 
+/*
+ * Quiet periods in a row before a rate the guest's signals slowed grows
+ * again: a workload allocating in bursts leaves single quiet seconds.
+ */
+#define VMB_QUIET_PERIODS	3
+
+/*
+ * The inflate rate at a period's end. The guest reclaiming, or its own
+ * allocations heading for the floor (vmb_guest_signals()), halve what
+ * inflation achieved in the period, as a failed allocation does in
+ * vmb_inflate(): the balloon does not race the guest for free pages. A
+ * period without trouble lets the rate double back: when the budget bound
+ * (saturated) or the balloon did not inflate. Inflating below the budget
+ * without trouble means the budget no longer binds: it goes.
+ */
+static void vmb_rate_period_end(struct vmb_balloon *b, unsigned long now)
+{
+	struct vmb_rate *r = &b->inflate;
+	enum vmb_limit slow = vmb_guest_signals(b, now);
+	unsigned int before = vmb_rate(r);
+	bool by_guest = b->inflate_slowed == VMB_LIMIT_RECLAIM ||
+			b->inflate_slowed == VMB_LIMIT_NEAR_FLOOR;
+
+	if (slow != VMB_LIMIT_NONE) {
+		vmb_rate_shrink(r, b->signals.grew);
+		b->inflate_slowed = slow;
+		b->slowdowns++;
+	} else if (!b->period_failed &&
+		   (!by_guest || b->signals.quiet >= VMB_QUIET_PERIODS)) {
+		if (b->period_saturated == r || !b->signals.grew)
+			vmb_rate_grow(r);
+		else
+			r->cur = UINT_MAX;
+	}
+	if (vmb_rate(r) == vmb_rate_ceiling(r))
+		b->inflate_slowed = VMB_LIMIT_NONE;
+	if (slow != VMB_LIMIT_NONE || vmb_rate(r) != before)
+		trace_vmmemctl_inflate_rate(vmb_rate_now(r), slow,
+					    &b->signals);
+}
+
 /* Most refused frames kept allocated across periods: RAM/16, 64 MiB at most. */
 static unsigned long vmb_refused_hold(unsigned long ram)
 {
@@ -286,8 +327,9 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 		vmb_refused_free(b);
 
 	/* A rate that was the limit for a whole period without trouble grows. */
-	if (b->period_saturated && !b->period_failed)
+	if (b->period_saturated == &b->deflate && !b->period_failed)
 		vmb_rate_grow(b->period_saturated);
+	vmb_rate_period_end(b, now);
 	b->period_saturated = NULL;
 
 	b->period_end = now + VMB_PERIOD;
@@ -333,6 +375,12 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	unsigned int n;
 	LIST_HEAD(list);
 
+	/*
+	 * Below its goal and slowed: that is what holds the balloon back now;
+	 * the goal's own reason shows again once the balloon reaches it.
+	 */
+	if (b->inflate_slowed != VMB_LIMIT_NONE)
+		WRITE_ONCE(b->limited_by, b->inflate_slowed);
 	if (b->period_done >= budget)
 		return 0;
 	frames = min(frames, budget - b->period_done);
@@ -347,6 +395,7 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 			b->huge_failed = true;
 		} else {
 			vmb_rate_shrink(&b->inflate, b->period_done);
+			b->inflate_slowed = VMB_LIMIT_ALLOC_FAIL;
 			vmb_fail_period(b);
 		}
 	}

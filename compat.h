@@ -13,7 +13,9 @@
  * VMM_HAVE_BALLOON_PAGE_FINALIZE, VMM_HAVE_BALLOON_ADJUST_MANAGED_PAGE_COUNT,
  * VMM_HAVE_MIGRATEPAGE_SUCCESS, VMM_HAVE_BALLOON_MOPS,
  * VMM_HAVE_VM_EVENT_BALLOON_MIGRATE, VMM_HAVE_CONFIG_BALLOON and
- * VMM_HAVE_DEBUGFS_LOOKUP_AND_REMOVE.
+ * VMM_HAVE_DEBUGFS_LOOKUP_AND_REMOVE. Where reclaim counts its scans moved
+ * in 7.x (vm events to node statistics): VMM_HAVE_PGSCAN_VM_EVENT,
+ * VMM_HAVE_PGSCAN_NODE_STAT, VMM_HAVE_VM_EVENT_STATES.
  */
 #ifndef VMMEMCTL_COMPAT_H
 #define VMMEMCTL_COMPAT_H
@@ -96,6 +98,59 @@ static inline void vmm_account_balloon(long frames)
 	mod_node_page_state(NODE_DATA(numa_node_id()), NR_BALLOON_PAGES,
 			    frames);
 #endif
+}
+
+/*
+ * Reclaim activity for the inflate rate (pressure.c): cumulative counters,
+ * read once per period and compared with the last reading. Summing a vm
+ * event reads one word per online CPU, as /proc/vmstat does; a CPU going
+ * offline folds its counts into another, so a delta is at worst late.
+ */
+#ifdef VMM_HAVE_VM_EVENT_STATES
+static inline unsigned long vmm_sum_vm_event(enum vm_event_item item)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_online_cpu(cpu)
+		sum += per_cpu(vm_event_states, cpu).event[item];
+	return sum;
+}
+#endif
+
+/*
+ * Pages scanned by kswapd and by direct reclaim (pgscan_kswapd +
+ * pgscan_direct): vm events before 7.x, node statistics since; 0 when the
+ * kernel counts neither.
+ */
+static inline unsigned long vmm_reclaim_scanned(void)
+{
+#if defined(VMM_HAVE_PGSCAN_NODE_STAT)
+	return global_node_page_state(PGSCAN_KSWAPD) +
+	       global_node_page_state(PGSCAN_DIRECT);
+#elif defined(VMM_HAVE_PGSCAN_VM_EVENT)
+	return vmm_sum_vm_event(PGSCAN_KSWAPD) +
+	       vmm_sum_vm_event(PGSCAN_DIRECT);
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Allocations that entered direct reclaim (allocstall_*, one event per
+ * zone type, the kernel's own indexing: ALLOCSTALL_NORMAL - ZONE_NORMAL +
+ * zone); 0 without vm event counters.
+ */
+static inline unsigned long vmm_reclaim_stalls(void)
+{
+	unsigned long sum = 0;
+#ifdef VMM_HAVE_VM_EVENT_STATES
+	int zid;
+
+	for (zid = 0; zid <= ZONE_MOVABLE; zid++)
+		sum += vmm_sum_vm_event(ALLOCSTALL_NORMAL - ZONE_NORMAL + zid);
+#endif
+	return sum;
 }
 
 #endif /* VMMEMCTL_COMPAT_H */

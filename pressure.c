@@ -3,6 +3,9 @@
  * vmmemctl - memory pressure: a shrinker and an OOM notifier give ballooned
  * memory back when the guest runs short, and inflation holds off for
  * pressure_holdoff seconds afterwards (read by the goal in balloon_core.c).
+ * Before it comes to that, the guest's reclaim activity and its own
+ * allocations, sampled once per period, slow inflation down (the rates in
+ * balloon_core.c).
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -12,6 +15,7 @@
 #include <linux/notifier.h>
 #include <linux/oom.h>
 #include <linux/shrinker.h>
+#include <linux/sizes.h>
 
 #include "compat.h"
 #include "vmmemctl.h"
@@ -80,6 +84,69 @@ bool vmb_holding_off(struct vmb_balloon *b)
 	if (b->holding_off && !time_before(jiffies, b->holdoff_until))
 		b->holding_off = false;
 	return b->holding_off;
+}
+
+/*
+ * Inflation would race the guest for the same free pages when, at the rate
+ * the guest's own allocations took available memory in the last period,
+ * what is left above the floor would be gone within this many seconds.
+ */
+#define VMB_RACE_SECONDS	60
+/* Less taken by the guest in a period is counter drift and page cache churn. */
+#define VMB_GUEST_ALLOC_MIN	(SZ_1M >> PAGE_SHIFT)
+
+/**
+ * vmb_guest_signals() - sample the guest's memory state for the inflate rate
+ * @b: the balloon (lock held)
+ * @now: jiffies at the end of the period
+ *
+ * Called once per period. Reads a few kernel-wide counters (on the
+ * kernels with per-CPU vm events: one word per online CPU each) and
+ * MemAvailable, and compares them with the last period's.
+ *
+ * Return: VMB_LIMIT_RECLAIM when kswapd or direct reclaim scanned pages
+ * or an allocation entered direct reclaim in the last period,
+ * VMB_LIMIT_NEAR_FLOOR when the guest's own allocations would bring
+ * available memory down to the floor within VMB_RACE_SECONDS at their
+ * last period's pace, VMB_LIMIT_NONE otherwise (and on the first sample).
+ */
+enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
+{
+	struct vmb_signals *s = &b->signals;
+	unsigned long scanned = vmm_reclaim_scanned();
+	unsigned long stalls = vmm_reclaim_stalls();
+	unsigned long avail = max_t(long, si_mem_available(), 0);
+	unsigned long size = vmb_balloon_size(b) + vmb_refused_frames(b);
+	unsigned long floor = vmb_floor_pages(totalram_pages());
+	unsigned long elapsed = max(now - s->when, 1UL), room;
+	long growth = (long)(size - s->size);
+	long guest = (long)(s->avail - avail) - growth;
+	bool first = !s->when;
+
+	/* Available memory that went down and not into the balloon: the guest's. */
+	s->d_scanned = first ? 0 : scanned - s->scanned;
+	s->d_stalls = first ? 0 : stalls - s->stalls;
+	s->guest_alloc = first || guest < 0 ? 0 : guest;
+	s->grew = first || growth < 0 ? 0 : growth;
+	s->when = now ? now : 1;
+	s->scanned = scanned;
+	s->stalls = stalls;
+	s->avail = avail;
+	s->size = size;
+
+	room = avail > floor ? avail - floor : 0;
+	if (s->d_scanned || s->d_stalls) {
+		s->quiet = 0;
+		return VMB_LIMIT_RECLAIM;
+	}
+	if (s->guest_alloc >= VMB_GUEST_ALLOC_MIN &&
+	    room / VMB_RACE_SECONDS < s->guest_alloc * HZ / elapsed) {
+		s->quiet = 0;
+		return VMB_LIMIT_NEAR_FLOOR;
+	}
+	if (s->quiet < UINT_MAX)
+		s->quiet++;
+	return VMB_LIMIT_NONE;
 }
 
 /*

@@ -32,6 +32,9 @@ static const char * const vmb_limit_names[VMB_LIMIT_NR] = {
 	[VMB_LIMIT_FLOOR]	= "min_free",
 	[VMB_LIMIT_HOLDOFF]	= "holdoff",
 	[VMB_LIMIT_DISABLED]	= "disabled",
+	[VMB_LIMIT_RECLAIM]	= "reclaim",
+	[VMB_LIMIT_NEAR_FLOOR]	= "near_floor",
+	[VMB_LIMIT_ALLOC_FAIL]	= "alloc_fail",
 };
 
 static const char *vmb_limit_name(enum vmb_limit limit)
@@ -152,6 +155,8 @@ static void vmb_show_ours(struct seq_file *f, struct vmb_balloon *b)
 	vmb_show_per_size(f, "pages", b->nr_pages);
 	vmb_show_per_size(f, "refused", b->nr_refused);
 	vmb_show_rate(f, "inflate", &b->inflate);
+	vmb_show_str(f, "inflate slowed by",
+		     vmb_limit_name(READ_ONCE(b->inflate_slowed)));
 	vmb_show_rate(f, "deflate", &b->deflate);
 	for (i = 1; i < VMB_STATUS_NR; i++) {
 		snprintf(name, sizeof(name), "status %s", vmb_status_name(i));
@@ -161,6 +166,10 @@ static void vmb_show_ours(struct seq_file *f, struct vmb_balloon *b)
 	vmb_show_ul(f, "oomFree", READ_ONCE(b->oom_frames));
 	vmb_show_ul(f, "migrate", READ_ONCE(b->migrations));
 	vmb_show_ul(f, "migrateFail", READ_ONCE(b->migrate_fails));
+	vmb_show_ul(f, "slowdowns", READ_ONCE(b->slowdowns));
+	vmb_show_ul(f, "reclaim scanned", READ_ONCE(b->signals.d_scanned));
+	vmb_show_ul(f, "reclaim stalls", READ_ONCE(b->signals.d_stalls));
+	vmb_show_ul(f, "guest alloc", READ_ONCE(b->signals.guest_alloc));
 	vmb_show_ul(f, "lock hold max (us)",
 		    div_u64(READ_ONCE(b->lock_hold_max_ns), NSEC_PER_USEC));
 }

@@ -83,14 +83,25 @@ unsigned long vmb_max_size_pages(unsigned long ram);
 /* ---- The balloon ------------------------------------------------------ */
 
 /**
- * enum vmb_limit - why the balloon's goal is below the host's target
+ * enum vmb_limit - why the balloon is below the host's target
  * @VMB_LIMIT_NONE: the goal is the host's target
  * @VMB_LIMIT_RAM: the host asked for more than the guest has
  * @VMB_LIMIT_CAP: the admin's max_size cap
  * @VMB_LIMIT_FLOOR: the admin's (or the automatic) free-memory floor
  * @VMB_LIMIT_HOLDOFF: the guest recently needed memory back
  * @VMB_LIMIT_DISABLED: ballooning is switched off
+ * @VMB_LIMIT_RECLAIM: the balloon is below its goal and inflation is
+ *                     slowed: the guest was reclaiming (kswapd or direct
+ *                     reclaim)
+ * @VMB_LIMIT_NEAR_FLOOR: below the goal, inflation slowed: the guest's own
+ *                        allocations are bringing available memory toward
+ *                        the floor
+ * @VMB_LIMIT_ALLOC_FAIL: below the goal, inflation slowed: the allocator
+ *                        ran out of free pages
  * @VMB_LIMIT_NR: number of reasons
+ *
+ * The last three are also why the inflate rate was last slowed
+ * (&vmb_balloon.inflate_slowed).
  */
 enum vmb_limit {
 	VMB_LIMIT_NONE,
@@ -99,7 +110,39 @@ enum vmb_limit {
 	VMB_LIMIT_FLOOR,
 	VMB_LIMIT_HOLDOFF,
 	VMB_LIMIT_DISABLED,
+	VMB_LIMIT_RECLAIM,
+	VMB_LIMIT_NEAR_FLOOR,
+	VMB_LIMIT_ALLOC_FAIL,
 	VMB_LIMIT_NR
+};
+
+/**
+ * struct vmb_signals - the guest's memory state, sampled once per period
+ * @when: jiffies of the last sample; 0 before the first
+ * @scanned: pages reclaim had scanned (pgscan_kswapd + pgscan_direct)
+ * @stalls: allocations that had entered direct reclaim (allocstall_*)
+ * @avail: available memory (MemAvailable), 4 KiB pages
+ * @size: frames the balloon holds: ballooned and refused
+ * @d_scanned: growth of @scanned over the last period
+ * @d_stalls: growth of @stalls over the last period
+ * @guest_alloc: available memory the guest itself (not the balloon) took
+ *               over the last period, frames
+ * @grew: frames @size grew by over the last period
+ * @quiet: periods in a row without a signal
+ *
+ * Written by vmb_guest_signals() under the balloon lock.
+ */
+struct vmb_signals {
+	unsigned long when;
+	unsigned long scanned;
+	unsigned long stalls;
+	unsigned long avail;
+	unsigned long size;
+	unsigned long d_scanned;
+	unsigned long d_stalls;
+	unsigned long guest_alloc;
+	unsigned long grew;
+	unsigned int quiet;
 };
 
 /**
@@ -163,6 +206,11 @@ struct vmb_page_stats {
  * @dropped: frames the pressure path or page migration freed since the
  *           host reset, before the next session start (which counts and
  *           logs the reset)
+ * @signals: the guest's memory state at the last period's end
+ * @inflate_slowed: why the inflate rate was last slowed, VMB_LIMIT_NONE
+ *                  once it has no budget again
+ * @slowdowns: periods in which the guest's reclaim or allocations slowed
+ *             inflation
  * @host_failing: the host stopped answering; logged once until it recovers
  * @caps_logged: capabilities last reported in the kernel log
  * @running: the work item may be queued (cleared on unload); read
@@ -204,6 +252,9 @@ struct vmb_balloon {
 	bool huge_failed;
 	unsigned long holdoff_until;
 	bool holding_off;
+	struct vmb_signals signals;
+	enum vmb_limit inflate_slowed;
+	unsigned long slowdowns;
 
 	unsigned long dropped;
 	bool host_failing;
@@ -288,6 +339,7 @@ void vmb_pages_pop(struct vmb_balloon *b);
 
 /* ---- pressure.c ------------------------------------------------------- */
 
+enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now);
 int vmb_pressure_init(struct vmb_balloon *b);
 void vmb_pressure_exit(void);
 bool vmb_holding_off(struct vmb_balloon *b);

@@ -11,6 +11,12 @@
 
 #include <linux/tracepoint.h>
 
+#include "vmmemctl.h"
+
+TRACE_DEFINE_ENUM(VMB_LIMIT_NONE);
+TRACE_DEFINE_ENUM(VMB_LIMIT_RECLAIM);
+TRACE_DEFINE_ENUM(VMB_LIMIT_NEAR_FLOOR);
+
 DECLARE_EVENT_CLASS(vmmemctl_move,
 		    TP_PROTO(unsigned long frames, unsigned long size,
 			     unsigned long goal),
@@ -68,6 +74,39 @@ TRACE_EVENT(vmmemctl_pressure,
 	    TP_fast_assign(__entry->freed = freed;
 			   __entry->size = size;),
 	    TP_printk("freed=%lu size=%lu", __entry->freed, __entry->size)
+);
+
+/*
+ * The inflate rate at a period's end, when the guest's state slowed it or
+ * it changed: the budget (0: none), what slowed it this period (none,
+ * reclaim, near_floor) and the signals over the period: pages reclaim
+ * scanned, allocations that stalled in direct reclaim, frames the guest
+ * itself took, and MemAvailable (4 KiB pages) at its end.
+ */
+TRACE_EVENT(vmmemctl_inflate_rate,
+	    TP_PROTO(unsigned int rate, enum vmb_limit slowed_by,
+		     const struct vmb_signals *s),
+	    TP_ARGS(rate, slowed_by, s),
+	    TP_STRUCT__entry(__field(unsigned int, rate)
+			     __field(unsigned int, slowed_by)
+			     __field(unsigned long, scanned)
+			     __field(unsigned long, stalls)
+			     __field(unsigned long, guest_alloc)
+			     __field(unsigned long, avail)),
+	    TP_fast_assign(__entry->rate = rate;
+			   __entry->slowed_by = slowed_by;
+			   __entry->scanned = s->d_scanned;
+			   __entry->stalls = s->d_stalls;
+			   __entry->guest_alloc = s->guest_alloc;
+			   __entry->avail = s->avail;),
+	    TP_printk("rate=%u slowed_by=%s scanned=%lu stalls=%lu guest_alloc=%lu avail=%lu",
+		      __entry->rate,
+		      __print_symbolic(__entry->slowed_by,
+				       { VMB_LIMIT_NONE, "none" },
+				       { VMB_LIMIT_RECLAIM, "reclaim" },
+				       { VMB_LIMIT_NEAR_FLOOR, "near_floor" }),
+		      __entry->scanned, __entry->stalls,
+		      __entry->guest_alloc, __entry->avail)
 );
 
 #endif /* VMMEMCTL_TRACE_H */

@@ -4,7 +4,11 @@
 
     python3 tests/bench/bench.py          # normally via `make bench` (tests/bench.sh)
     BENCH_RUNS=5 ...                      # runs per driver and workload (default 3)
-    BENCH_QUICK=1 ...                     # 1 run, modes batched and batched+2M only
+    BENCH_QUICK=1 ...                     # 1 run, modes batched and batched+2M only,
+                                          # large balloons in the 2 GiB guest only
+    BENCH_ONLY=large ...                  # only these workloads: modes, pressure, large
+                                          # (comma-separated)
+    BENCH_LARGE_MB=2048 ...               # large balloons: only guests of these sizes
 
 Every workload boots a fresh guest per driver, alternating vmmemctl, vmw_balloon,
 vmmemctl, ... Each figure is the median of the runs with [min-max]. The table
@@ -41,11 +45,20 @@ MODES = [('basic', 0x2, 4096), ('batched', 0x6, 65536), ('batched+2M', 0xe, 6553
 PRESSURE_MB = 256
 PRESSURE_CAPS = 0x2 | 0x4 | 0x8 | 0x20
 
+# Large balloons (issue 14): guest MiB, target in percent of MemTotal; modes.
+LARGE_GUESTS = [(2048, 70), (8192, 75)]
+LARGE_MODES = [('batched', 0x6 | 0x20), ('batched+2M', 0xe | 0x20)]
+
 RUNS = int(os.environ.get('BENCH_RUNS', '3'))
 QUICK = os.environ.get('BENCH_QUICK', '') not in ('', '0')
 if QUICK:
     RUNS = 1
     MODES = MODES[1:]
+    LARGE_GUESTS = LARGE_GUESTS[:1]
+if os.environ.get('BENCH_LARGE_MB'):
+    _want = [int(x) for x in os.environ['BENCH_LARGE_MB'].split(',')]
+    LARGE_GUESTS = [g for g in LARGE_GUESTS if g[0] in _want]
+ONLY = set(x for x in os.environ.get('BENCH_ONLY', 'modes,pressure,large').split(',') if x)
 
 
 def log(msg):
@@ -105,7 +118,7 @@ def module_kb(r, names):
     return sum(sizes.get(n, 0) for n in names) / 1024.0
 
 
-def phase(r, pages, calib):
+def phase(r, pages, calib, timeout=240):
     """Set the host's target to `pages`, wait until the host holds them.
     Returns hypercalls, guest seconds, guest busy seconds, host seconds."""
     s0 = r.host.summary()
@@ -113,7 +126,7 @@ def phase(r, pages, calib):
     up0, cpu0 = probe(r)
     t0 = time.monotonic()
     r.host.set_target(pages)
-    wait_host(r, pages, timeout=240)
+    wait_host(r, pages, timeout=timeout)
     t1 = time.monotonic()
     up1, cpu1 = probe(r)
     s1 = r.host.summary()
@@ -163,6 +176,96 @@ def run_mode(driver, label, caps, pages, i):
         time.sleep(1)
         res['deflate'] = phase(r, 0, calib)
         r.wait_for(lambda: r.stats().get('current') == 0, timeout=30, what='guest at 0')
+        s = r.host.summary()
+        res['granted_caps'] = s['granted_caps']
+        res['counts'] = s['counts']
+        res['violations'] = s['violations'][:20]
+        res['problems'] = r.dmesg_problems()[:20]
+    return res
+
+
+def calibrate(r):
+    """(agent round trip in guest s, its guest CPU s, the idle guest's busy CPU
+    per second): subtracted from the phase figures."""
+    ps = [probe(r) for _ in range(4)]
+    calib = (statistics.median(ps[k + 1][0] - ps[k][0] for k in range(3)),
+             statistics.median(ps[k + 1][1] - ps[k][1] for k in range(3)) / 100.0)
+    up_a, cpu_a = probe(r)
+    time.sleep(3)
+    up_b, cpu_b = probe(r)
+    idle = max(0.0, ((cpu_b - cpu_a) / 100.0 - calib[1]) / max(0.5, up_b - up_a - calib[0]))
+    return calib + (idle,)
+
+
+TOUCH_SCRIPT = r"""
+sync; echo 3 > /proc/sys/vm/drop_caches
+s0=$(head -1 /proc/stat)
+echo "@t0 $(cut -d' ' -f1 /proc/uptime)"
+memhog %d 0 2>&1 | while read -r l; do echo "$(cut -d' ' -f1 /proc/uptime) $l"; done
+echo "@t1 $(cut -d' ' -f1 /proc/uptime)"
+echo "@s0 $s0"
+echo "@s1 $(head -1 /proc/stat)"
+"""
+
+
+THP = '/sys/kernel/mm/transparent_hugepage/enabled'
+
+
+def touch_limit(r, mib, thp):
+    """A user process touching `mib` MiB in this guest, then exiting: guest s
+    until it has touched it all (up), s for its exit to free it (down), and
+    the guest CPU (user + system + irq + softirq) of each whole run. `thp`:
+    transparent huge pages for it ('never': 4 KiB faults; 'always')."""
+    rc, old = r.sh('cat %s' % THP, timeout=30, check=True)
+    old = re.search(r'\[(\w+)\]', old).group(1)
+    r.sh('echo %s > %s' % (thp, THP), timeout=30, check=True)
+    try:
+        rc, out = r.sh(TOUCH_SCRIPT % mib, timeout=600, check=True)
+    finally:
+        r.sh('echo %s > %s' % (old, THP), timeout=30, check=True)
+    m = re.search(r'([\d.]+) memhog: touched (\d+) MiB', out)
+    if not m or int(m.group(2)) != mib:
+        raise RigError('memhog %d did not complete: %s' % (mib, out[-400:]))
+    t0 = float(re.search(r'@t0 ([\d.]+)', out).group(1))
+    t1 = float(re.search(r'@t1 ([\d.]+)', out).group(1))
+    s0 = [int(x) for x in re.search(r'@s0 cpu (.*)', out).group(1).split()]
+    s1 = [int(x) for x in re.search(r'@s1 cpu (.*)', out).group(1).split()]
+    busy = sum(s1[k] - s0[k] for k in (0, 1, 2, 5, 6)) / 100.0
+    return {'up_s': float(m.group(1)) - t0, 'down_s': t1 - float(m.group(1)), 'cpu_s': busy}
+
+
+def run_large(driver, label, caps, mem_mb, pct, i):
+    """A large balloon: the target `pct` % of MemTotal, then 0, in a `mem_mb`
+    guest; and before the driver loads, the touch limit: a process touching
+    as much (twice: the second, with the guest's memory already backed by
+    QEMU as it is for the balloon after it, is the one kept)."""
+    name = 'bench-large%d-%s-%s-%d' % (mem_mb, re.sub(r'[^a-z0-9]', '', label.lower()), driver, i)
+    res = {'driver': driver, 'mode': 'large %d %s' % (mem_mb, label), 'run': i}
+    with Rig(name=name, driver=driver, mem_mb=mem_mb, host=HostConfig(caps=caps, target=0),
+             quiet=True, timeout=1800, boot_timeout=240) as r:
+        total_kb = r.meminfo()['MemTotal']
+        pages = total_kb * pct // 100 // 2048 * 512
+        res['pages'] = pages
+        # the process faults pages of the size the balloon takes
+        thp = 'always' if caps & 0x8 else 'never'
+        res['touch_thp'] = thp
+        touch_limit(r, pages // 256, thp)
+        res['touch'] = touch_limit(r, pages // 256, thp)
+        load(r)
+        wait_started(r)
+        calib = calibrate(r)
+        res['calib_s'], res['calib_cpu_s'], res['idle_cpu_per_s'] = calib
+        time.sleep(1)
+        res['inflate'] = phase(r, pages, calib, timeout=900)
+        st = r.stats()
+        if st.get('current') != pages:
+            raise RigError('guest reports current=%r, host holds %d' % (st.get('current'), pages))
+        res['stats_up'] = {k: st.get(k) for k in ('limited by', 'inflate rate', 'allocFail (4k)',
+                                                  'allocFail (2M)', 'lock hold max (us)',
+                                                  'slowdowns') if k in st}
+        time.sleep(1)
+        res['deflate'] = phase(r, 0, calib, timeout=900)
+        r.wait_for(lambda: r.stats().get('current') == 0, timeout=60, what='guest at 0')
         s = r.host.summary()
         res['granted_caps'] = s['granted_caps']
         res['counts'] = s['counts']
@@ -316,6 +419,29 @@ def figures(results):
             for d, v in vals(label, lambda x, k=key: x.get(k)).items():
                 merged[d] += v
         rows.append((what, merged))
+    for mem_mb, pct in LARGE_GUESTS:
+        for label, _ in LARGE_MODES:
+            mode = 'large %d %s' % (mem_mb, label)
+            what = '%d GiB guest, %d%%, %s' % (mem_mb // 1024, pct, label)
+            for ph in ('inflate', 'deflate'):
+                rows.append(('large: time to target s, %s, %s' % (ph, what),
+                             vals(mode, lambda x, ph=ph: x[ph]['guest_s'])))
+            rows.append(('large: time to target / touch limit, inflate, %s' % what,
+                         vals(mode, lambda x: x['inflate']['guest_s'] / x['touch']['up_s'])))
+            for ph in ('inflate', 'deflate'):
+                rows.append(('large: guest busy CPU s per GiB %sd, %s' % (ph, what),
+                             vals(mode, lambda x, ph=ph: x[ph]['cpu_s'] * GIB_PAGES / x['pages'])))
+            for ph in ('inflate', 'deflate'):
+                rows.append(('large: hypercalls per GiB %sd, %s' % (ph, what),
+                             vals(mode, lambda x, ph=ph: x[ph]['cmds'] * GIB_PAGES / x['pages'])))
+            # measured in every guest of this size and mode before its driver
+            # loaded: the columns are the guests, not the drivers
+            rows.append(('large: touch limit s, a process touching as much, %s' % what,
+                         vals(mode, lambda x: x['touch']['up_s'])))
+            rows.append(('large: touch limit s, its exit freeing it, %s' % what,
+                         vals(mode, lambda x: x['touch']['down_s'])))
+            rows.append(('large: touch limit guest CPU s per GiB (all of it), %s' % what,
+                         vals(mode, lambda x: x['touch']['cpu_s'] * GIB_PAGES / x['pages'])))
     rows.append(('pressure: balloon before memhog (MiB of %d)' % PRESSURE_MB,
                  vals('pressure', lambda x: x['balloon_before_mib'])))
     rows.append(('pressure: memhog %d MiB completed (runs)' % int(PRESSURE_MB * 0.6),
@@ -379,7 +505,17 @@ meaningless, the ratio is the result (both drivers poll the target once a second
 both times), noisy to a few hundred KiB; for vmw_balloon it includes vmw_vmci.
 *pressure*: %d MiB guest, host target 90%% of its pages, balloon left to grow until stable
 (<= 60 s), then `memhog %d 2` (all other processes protected from the OOM killer);
-vmw_balloon in its default configuration (no shrinker), vmmemctl with defaults."""
+vmw_balloon in its default configuration (no shrinker), vmmemctl with defaults.
+*large*: one fresh 1-vCPU guest of 2 GiB (target 70%% of MemTotal) or 8 GiB (75%%) per
+driver, mode and run, both drivers with their defaults; time to target up and down, guest
+busy CPU and hypercalls, scaled per GiB of the balloon. *touch limit*: in the same guest,
+before the driver loads, `memhog` touching as many MiB (run twice, the second kept: the
+guest's memory is then backed by QEMU as it is for the balloon afterwards); its time until
+it touched the last page, the time its exit takes to free it all, and all its guest CPU
+(user+system+irq+softirq); with transparent huge pages off in the 4 KiB-batched mode
+(4 KiB faults, as the balloon allocates) and on (Debian's default, `always`) in the 2 MiB
+mode. Goals (issue 14): inflate time at most 1.0x the in-tree
+driver's and 1.5x the touch limit; deflation within 1.0x the in-tree driver's."""
 
 
 def main():
@@ -389,11 +525,18 @@ def main():
     print('machine: %s' % mach, flush=True)
     plan = []
     for i in range(1, RUNS + 1):
-        for label, caps, pages in MODES:
+        if 'modes' in ONLY:
+            for label, caps, pages in MODES:
+                for d in DRIVERS:
+                    plan.append(('mode', d, label, caps, pages, i))
+        if 'pressure' in ONLY:
             for d in DRIVERS:
-                plan.append(('mode', d, label, caps, pages, i))
-        for d in DRIVERS:
-            plan.append(('pressure', d, None, None, None, i))
+                plan.append(('pressure', d, None, None, None, i))
+        if 'large' in ONLY:
+            for mem_mb, pct in LARGE_GUESTS:
+                for label, caps in LARGE_MODES:
+                    for d in DRIVERS:
+                        plan.append(('large', d, label, caps, (mem_mb, pct), i))
     log('%d runs per driver, %d guest boots%s' % (RUNS, len(plan), ' (quick)' if QUICK else ''))
     results, failures = [], []
     interrupted = False
@@ -402,7 +545,14 @@ def main():
             t = time.monotonic()
             what = '%s %s run %d' % (label or 'pressure', d, i)
             try:
-                if kind == 'mode':
+                if kind == 'large':
+                    what = 'large %d MiB %s %s run %d' % (pages[0], label, d, i)
+                    res = run_large(d, label, caps, pages[0], pages[1], i)
+                    log('%s: touch %.2fs, inflate %d cmds %.2fs, deflate %d cmds %.2fs, cpu %.2f/%.2f s, %s (%.0fs)' % (
+                        what, res['touch']['up_s'], res['inflate']['cmds'], res['inflate']['guest_s'],
+                        res['deflate']['cmds'], res['deflate']['guest_s'], res['inflate']['cpu_s'],
+                        res['deflate']['cpu_s'], res.get('stats_up', {}), time.monotonic() - t))
+                elif kind == 'mode':
                     res = run_mode(d, label, caps, pages, i)
                     log('%s: inflate %d cmds %.2fs, deflate %d cmds %.2fs, cpu %.2f/%.2f s (%.0fs)' % (
                         what, res['inflate']['cmds'], res['inflate']['guest_s'], res['deflate']['cmds'],

@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """Guest first: the balloon gives way before the guest OOM-kills anything."""
 
+import os
+import re
 import time
 
-from common import assert_accounting, assert_guest_clean, assert_host_clean, boot, load, \
-    set_param, OOM_RE
+from common import assert_accounting, assert_guest_clean, assert_host_clean, boot, finish, \
+    load, set_param, OOM_RE
+
+TRACING = '/sys/kernel/tracing'
 
 
 def fill_to_floor(r, mem):
@@ -31,6 +35,8 @@ def test_pressure_two_cpus():
 def _pressure(name, smp):
     with boot(name, mem_mb=256, smp=smp) as r:
         load(r, params='pressure_holdoff=8')
+        rc, out = r.sh('echo 1 > %s/events/vmmemctl/vmmemctl_inflate_rate/enable' % TRACING)
+        assert rc == 0, out
         mem = r.meminfo()
         ram = fill_to_floor(r, mem)
         time.sleep(2)
@@ -55,6 +61,15 @@ def _pressure(name, smp):
         kills = [line for line in text.splitlines() if OOM_RE.search(line)]
         assert not kills, 'OOM kill:\n' + '\n'.join(kills)
         assert r.host.locked_frames() == st['current'], 'host and guest disagree'
+        # The guest reclaimed to make room for memhog: the next period's
+        # sample saw it, and it slowed inflation (debugfs, tracepoint).
+        r.wait_for(lambda: r.stats()['slowdowns'] > 0, timeout=10, what='a slowdown')
+        rc, trace = r.sh('cat %s/trace' % TRACING, timeout=60)
+        reclaim = [line for line in trace.splitlines() if 'slowed_by=reclaim' in line]
+        r.log('%d periods slowed by reclaim, first: %s' % (len(reclaim), reclaim[:1]))
+        assert reclaim, 'no period slowed by reclaim:\n%s' % trace[-1500:]
+        assert any(int(re.search(r'stalls=(\d+)', line).group(1)) or
+                   int(re.search(r'scanned=(\d+)', line).group(1)) for line in reclaim)
 
         # The hold-off passes and the balloon grows again toward the host.
         low = st['current']
@@ -108,3 +123,121 @@ def test_oom_log_says_what_the_balloon_held():
         assert rc == 0
         assert_host_clean(r)
         assert_guest_clean(r, allow_oom=True)
+
+
+# A workload that allocates steadily: a memhog of WL_MIB every WL_STEP_US,
+# WL_HOGS of them, each holding its memory until the script kills them all
+# (240 MiB at 40 MiB/s; on a loaded host a fork and its touching take over
+# a second under TCG, which is why the steps are large).
+WL_HOGS, WL_MIB, WL_STEP_US = 6, 40, 1000000
+WORKLOAD = r"""
+T=%(tracing)s
+echo wl_start > $T/trace_marker
+i=0; pids=
+while [ $i -lt %(hogs)d ]; do
+    memhog %(mib)d 600 > /tmp/wl.$i 2>&1 & pids="$pids $!"
+    i=$((i+1)); usleep %(step)d
+done
+k=0
+while [ $(grep -l touched /tmp/wl.[0-9]* | wc -l) -lt %(hogs)d ] && [ $k -lt 120 ]; do
+    usleep 250000; k=$((k+1))
+done
+echo wl_touched > $T/trace_marker
+grep -l touched /tmp/wl.[0-9]* | wc -l > /tmp/wl.touched
+sleep 1
+echo wl_stop > $T/trace_marker
+kill $pids; wait
+echo done > /tmp/wl.done
+""" % dict(tracing=TRACING, hogs=WL_HOGS, mib=WL_MIB, step=WL_STEP_US)
+
+EVENT_RE = re.compile(r'\s(\d+\.\d+): (\w+): (.*)$', re.M)
+
+
+def _events(trace):
+    """[(guest time, event, text)] of the trace."""
+    return [(float(t), ev, txt) for t, ev, txt in EVENT_RE.findall(trace)]
+
+
+def _max_growth(evs, lo, hi, window=1.0):
+    """Most frames vmmemctl_inflate locked within any `window` seconds of
+    [lo, hi] (guest time)."""
+    moves = [(t, int(re.search(r'pages=(\d+)', txt).group(1)))
+             for t, ev, txt in evs if ev == 'vmmemctl_inflate' and lo <= t <= hi]
+    best, first, acc = 0, 0, 0
+    for t, pages in moves:
+        acc += pages
+        while moves[first][0] < t - window:
+            acc -= moves[first][1]
+            first += 1
+        best = max(best, acc)
+    return best
+
+
+def test_pressure_inflation_yields_to_workload():
+    """A process allocates steadily (6 x 40 MiB, one a second) while the host
+    asks for 90% of RAM: inflation slows down (the guest's own allocations
+    head for the floor, kswapd wakes) instead of racing the workload for the
+    same free pages, and speeds up again once the workload is gone. Compared
+    in guest time from the tracepoints: the most the balloon grew in any one
+    second while the workload ran is well below the most it grew in one
+    second after. Without the guest signals the balloon grows at allocator
+    speed from the first second either way."""
+    with boot('pressure_yield', mem_mb=512) as r:
+        load(r)
+        ram = r.meminfo()['MemTotal'] // 4
+        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
+            TRACING, TRACING))
+        assert rc == 0, out
+        rc, out = r.sh("cat > /tmp/wl.sh <<'EOF'\n%sEOF\n"
+                       "sh /tmp/wl.sh > /tmp/wl.log 2>&1 &" % WORKLOAD)
+        assert rc == 0, out
+        time.sleep(1.5)
+        r.host.set_target(ram * 90 // 100)
+        seen = set()
+
+        def workload_done():
+            st = r.stats()
+            seen.add(st['limited by'])
+            return r.sh('cat /tmp/wl.done 2>/dev/null')[1].strip() == 'done'
+        r.wait_for(workload_done, timeout=120, interval=0.5, what='workload done')
+        rc, touched = r.sh('cat /tmp/wl.touched')
+        assert rc == 0 and touched.strip() == str(WL_HOGS), \
+            'only %s of %d memhogs got their memory' % (touched.strip(), WL_HOGS)
+        # Afterwards the balloon fills up to the target or its floor.
+        r.wait_for(lambda: r.stats()['limited by'] in ('none', 'min_free') and
+                   r.stats()['current'] == r.stats()['goal'],
+                   timeout=120, what='balloon up to its goal')
+        st = r.stats()
+        rc, trace = r.sh('cat %s/trace' % TRACING, timeout=120)
+        assert rc == 0, trace[-500:]
+        with open(os.path.join(r.out_dir, 'trace.txt'), 'w') as f:
+            f.write(trace)
+        evs = _events(trace)
+        marks = {txt.strip(): t for t, ev, txt in evs if ev == 'tracing_mark_write'}
+        assert {'wl_start', 'wl_touched', 'wl_stop'} <= set(marks), 'markers missing: %s' % marks
+        t_target = min(t for t, ev, txt in evs if ev == 'vmmemctl_target' and
+                       not txt.startswith('target=0 '))
+        # allocating until the last memhog touched its memory; gone at wl_stop
+        t_touched, t_stop = marks['wl_touched'], marks['wl_stop']
+        assert t_touched - t_target > 3, \
+            'the workload ran only %.1f s after the target came' % (t_touched - t_target)
+        during = _max_growth(evs, t_target, t_touched)
+        after = _max_growth(evs, t_stop, t_stop + 60)
+        slowed = [txt for t, ev, txt in evs if ev == 'vmmemctl_inflate_rate' and
+                  'slowed_by=none' not in txt and t <= t_stop]
+        r.log('most grown in 1 s: %d frames while the workload ran (%.1f s), %d after; '
+              'limited by seen: %s; slowdowns %d; %d slowed periods, first: %s' % (
+                  during, t_touched - t_target, after, sorted(seen), st.get('slowdowns', -1),
+                  len(slowed), slowed[:1]))
+        assert after >= 8192, 'inflation did not speed up again: %d frames/s at most' % after
+        assert during * 4 <= after, \
+            'inflation raced the workload: %d frames in one second while it ran, %d after' % (
+                during, after)
+        assert slowed and st['slowdowns'] > 0, 'no slowed period traced'
+        assert seen & {'reclaim', 'near_floor'}, 'limited by never said why: %s' % seen
+        assert st['inflate slowed by'] in ('none', 'reclaim', 'near_floor')
+        r.wait_for(lambda: r.host.locked_frames() == r.stats()['current'], timeout=30,
+                   what='host and guest agree')
+        r.host.set_target(0)
+        r.wait_for(lambda: r.stats()['current'] == 0, timeout=120, what='deflated')
+        finish(r)
