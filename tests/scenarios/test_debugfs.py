@@ -28,11 +28,12 @@ INTREE_LINES = 5 + 10 + 5 + 5 * 2   # header, commands, general, per size
 # Our own lines after the in-tree ones: every one is read by the tests or
 # documented in the admin guide.
 OURS = ['version', 'goal', 'limited by', 'pages 4k', 'pages 2M', 'refused 4k', 'refused 2M',
-        'inflate rate', 'inflate rate min', 'inflate rate max',
+        'inflate rate', 'inflate rate min', 'inflate rate max', 'inflate slowed by',
         'deflate rate', 'deflate rate min', 'deflate rate max'] + \
        ['status ' + s for s in ('cmd-invalid', 'ppn-invalid', 'ppn-locked', 'ppn-unlocked',
                                 'ppn-pinned', 'ppn-notneeded', 'reset', 'busy', 'failure')] + \
-       ['oom', 'oomFree', 'migrate', 'migrateFail', 'lock hold max (us)']
+       ['oom', 'oomFree', 'migrate', 'migrateFail', 'slowdowns', 'reclaim scanned',
+        'reclaim stalls', 'guest alloc', 'lock hold max (us)']
 
 
 def shape(line):
