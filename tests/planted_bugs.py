@@ -44,6 +44,7 @@ def lit(snippet):
 # (KASAN, lockdep, DEBUG_ATOMIC_SLEEP, DEBUG_LIST, page_owner, fault injection)
 # are expected to catch; those run with --kernel <id>-debug (and only those,
 # unless bugs are named), the others on every other kernel.
+# test_chaos is quarantined (it can fail on unmodified code), so no bug relies on it.
 # A pattern is a snippet (lit()) or a compiled regex; the replacement is text
 # (for a compiled regex: a re.sub template). Patterns are kept short, in
 # backdoor.c, params.c, stats.c and the session code where possible, so that
@@ -63,16 +64,16 @@ BUGS = [
      [('backdoor.c', lit('if (status != VMB_STATUS_SUCCESS) { h->cmd_fail[cmd]++;'),
        'if (status != VMB_STATUS_SUCCESS) { if (cmd != VMB_CMD_START && cmd != VMB_CMD_GUEST_ID) '
        'h->target = (u32)result; h->cmd_fail[cmd]++;')],
-     ['test_balloon.py::test_one_in_seven_refused_reaches_target', 'test_balloon.py::test_busy_and_failure_windows',
-      'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_one_in_seven_refused_reaches_target', 'test_balloon.py::test_busy_and_failure_windows']),
     ('target-upper-half', 'undefined register used',
      'keeps the upper half of rbx as the target without the 64-bit target capability',
      [('backdoor.c', lit('(u64)result : (u32)result;'), '(u64)result : result;')],
-     ['test_protocol.py::test_capability_matrix', 'test_chaos.py::test_chaos']),
-    ('caps-not-masked', 'undefined register used',
-     'takes every capability bit the host sets in ecx, also those the guest never offered',
-     [('backdoor.c', lit('h->caps = (u32)caps & (u32)arg1;'), 'h->caps = (u32)caps;')],
-     ['test_protocol.py::test_capability_matrix', 'test_protocol.py::test_admin_switches_off_batching_and_2m']),
+     ['test_protocol.py::test_capability_matrix']),
+    ('old-host-caps', 'capability not granted',
+     'an old host\'s plain SUCCESS to START grants everything offered: batched commands '
+     'to a basic-only host',
+     [('backdoor.c', lit('h->caps = (u32)arg1 & VMB_CAP_BASIC;'), 'h->caps = (u32)arg1;')],
+     ['test_protocol.py::test_old_host_plain_success', 'test_protocol.py::test_capability_matrix']),
     ('no-pop-on-reset', 'lost RESET',
      'after a RESET the pages the host forgot stay in the balloon (no pop before the new START)',
      [('balloon_core.c', lit('vmb_pages_pop(b); status = vmb_host_start(h, vmb_offered_caps());'),
@@ -116,12 +117,12 @@ BUGS = [
     ('status-mask', 'wrong status handling',
      'per-entry status read with a 2-bit mask: PPN_UNLOCKED (4) and BUSY (8) read as success',
      [('backdoor.c', lit('& 0x1f);'), '& 0x3);')],
-     ['test_balloon.py::test_refusal_codes', 'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_refusal_codes']),
     ('entry-status-ignored', 'ignoring refusals',
      'every entry of a successful batched call counts as done, refused or not',
      [('backdoor.c', lit('vmb_host_note_entry_status(h, vmb_host_page_status(h, i));'),
        '{ vmb_host_note_entry_status(h, vmb_host_page_status(h, i)); h->batch[i] &= ~0x1fULL; }')],
-     ['test_balloon.py::test_refusal_codes', 'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_refusal_codes']),
     ('basic-refusal-as-success', 'ignoring refusals',
      'basic protocol: a refused LOCK joins the balloon',
      [('backdoor.c', lit('h->batch[i++] |= status;'),
@@ -130,7 +131,7 @@ BUGS = [
     ('release-on-failed-unlock', 'freeing a page the host still holds',
      'an UNLOCK refused with any status counts as "the host did not hold it": the page is freed',
      [('backdoor.c', lit('} else if (status == VMB_ERROR_PPN_UNLOCKED) {'), '} else {')],
-     ['test_balloon.py::test_refusal_codes', 'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_refused_unlock_keeps_the_page', 'test_balloon.py::test_refusal_codes']),
     ('ppn-unlocked-as-refusal', 'wrong status handling',
      'PPN_UNLOCKED to an UNLOCK is a refusal again: the page stays ballooned, retried forever',
      [('backdoor.c', lit('return VMB_ANSWER_NOT_HELD;'), 'return VMB_ANSWER_REFUSED;')],
@@ -163,7 +164,7 @@ BUGS = [
      'pages a failed call left unanswered are neither freed nor ballooned',
      [('pages.c', lit('vmb_fail_period(b); vmb_free_list(b, &req.pages, size);'),
        'vmb_fail_period(b); INIT_LIST_HEAD(&req.pages);')],
-     ['test_balloon.py::test_busy_and_failure_windows', 'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_busy_and_failure_windows']),
     ('split-without-unlock', 'double lock',
      'splitting a 2 MiB page skips its UNLOCK: part of it is freed while the host '
      'holds it and the rest is locked again as 4 KiB pages',
@@ -181,8 +182,7 @@ BUGS = [
      'OOM kills',
      [('pages.c', re.compile(r'#define VMB_GFP_4K\s*\((?:[^()]|\([^()]*\))*\)'),
        '#define VMB_GFP_4K\t(GFP_HIGHUSER)')],
-     ['test_balloon.py::test_absurd_target_is_bounded', 'test_pressure.py::test_pressure_no_oom_kill_then_reinflate',
-      'test_chaos.py::test_chaos']),
+     ['test_balloon.py::test_absurd_target_is_bounded', 'test_pressure.py::test_pressure_no_oom_kill_then_reinflate']),
     # ---- the pressure path after a RESET (pressure.c) ----
     ('pressure-unlocks-after-reset', 'command after RESET',
      'the pressure path goes on unlocking after a RESET answer: commands with no session',

@@ -3,7 +3,7 @@
 
 import time
 
-from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID,
+from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID, ERROR_PPN_LOCKED,
                     ERROR_PPN_NOTNEEDED, ERROR_PPN_PINNED, ERROR_PPN_UNLOCKED, Rig,
                     HostConfig, assert_accounting, assert_guest_clean, assert_host_clean,
                     boot, cmd, finish, host_count, load, memfree_kb, vmmemctl_lines,
@@ -116,6 +116,36 @@ def test_refusal_codes():
         # Coarse: per-cpu free lists hold a few MiB out of MemFree after
         # 40 MiB of churn; assert_accounting() above is the exact check.
         assert abs(back) < 4096, 'memory not returned: MemFree off by %d kB' % back
+        finish(r)
+
+
+def test_refused_unlock_keeps_the_page():
+    """The host refuses UNLOCKs (PPN_PINNED, PPN_LOCKED: it still holds the
+    page): those pages stay ballooned, the same count on both sides, and
+    leave only when an UNLOCK succeeds."""
+    with boot('unlock_refused', caps=CAP_BASIC | CAP_BATCHED) as r:
+        h = r.host
+        load(r)
+        h.set_target(2048)
+        wait_size(r, 2048, timeout=120)
+        h.config.refuse_codes = (ERROR_PPN_PINNED, ERROR_PPN_LOCKED)
+        h.config.refuse_rate = 0.3
+        h.set_target(0)
+        r.wait_for(lambda: r.stats()['errFree (4k)'] >= 64, timeout=60, what='refused unlocks')
+        # Now every unlock is refused: the balloon stands still, and both
+        # sides must count the same pages.
+        h.config.refuse_rate = 1.0
+        r.wait_for(lambda: r.stats()['current'] == h.locked_frames(), timeout=30,
+                   what='guest and host agree while unlocks are refused')
+        time.sleep(3)
+        st = r.stats()
+        assert st['current'] == h.locked_frames() > 0, \
+            'guest counts %d pages, host holds %d frames: refused unlocks freed' % (
+                st['current'], h.locked_frames())
+        assert st['errFree (4k)'] >= 64, st['errFree (4k)']
+        assert_accounting(st)
+        h.config.refuse_rate = 0.0
+        wait_size(r, 0, timeout=90)
         finish(r)
 
 
