@@ -164,6 +164,26 @@ def test_one_in_seven_refused_reaches_target():
         finish(r, expect_host_locked=0)
 
 
+def test_refusals_never_push_the_balloon_past_target():
+    """Basic protocol, half the LOCKs refused and no refusal limit: many
+    requests end on a refused call, whose rbx the adversarial host fills
+    with garbage. The target comes only from successful calls: the balloon
+    never goes past it and never deflates on the way up."""
+    with boot('refusals_target', caps=CAP_BASIC, refuse=(2, ERROR_PPN_PINNED)) as r:
+        h = r.host
+        load(r, params='refused_max=4096')
+        h.set_target(1024)
+        wait_size(r, 1024, timeout=180)
+        time.sleep(3)
+        s = h.summary()
+        assert s['max_locked'] <= 1024, \
+            'the host held up to %d frames for a target of 1024' % s['max_locked']
+        assert not h.commands('UNLOCK'), '%d UNLOCKs while inflating to the target' % len(
+            h.commands('UNLOCK'))
+        assert r.stats()['errAlloc (4k)'] > 0
+        finish(r)
+
+
 def test_busy_and_failure_windows():
     """The host fails or is busy for a while: the driver backs off, logs a
     line or two, and carries on."""
