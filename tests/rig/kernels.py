@@ -91,6 +91,8 @@ class Kernel:
                 self.slowdown = max(1.0, float(f.read().strip()))
         except (OSError, ValueError):
             self.slowdown = 1.0
+        # a loaded machine: RIG_SLOWDOWN raises the factor (never lowers it)
+        self.slowdown = max(self.slowdown, float(os.environ.get('RIG_SLOWDOWN') or 1))
         # Where the module is built: a copy of the sources per kernel and per
         # checkout (an out-of-tree build writes into its source folder, and
         # several checkouts may share one VMMEMCTL_CACHE: each must test its

@@ -3,7 +3,7 @@
 
 import time
 
-from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID,
+from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID, ERROR_PPN_LOCKED,
                     ERROR_PPN_NOTNEEDED, ERROR_PPN_PINNED, ERROR_PPN_UNLOCKED, Rig,
                     HostConfig, assert_accounting, assert_guest_clean, assert_host_clean,
                     boot, cmd, finish, host_count, load, memfree_kb, vmmemctl_lines,
@@ -119,6 +119,36 @@ def test_refusal_codes():
         finish(r)
 
 
+def test_refused_unlock_keeps_the_page():
+    """The host refuses UNLOCKs (PPN_PINNED, PPN_LOCKED: it still holds the
+    page): those pages stay ballooned, the same count on both sides, and
+    leave only when an UNLOCK succeeds."""
+    with boot('unlock_refused', caps=CAP_BASIC | CAP_BATCHED) as r:
+        h = r.host
+        load(r)
+        h.set_target(2048)
+        wait_size(r, 2048, timeout=120)
+        h.config.refuse_codes = (ERROR_PPN_PINNED, ERROR_PPN_LOCKED)
+        h.config.refuse_rate = 0.3
+        h.set_target(0)
+        r.wait_for(lambda: r.stats()['errFree (4k)'] >= 64, timeout=60, what='refused unlocks')
+        # Now every unlock is refused: the balloon stands still, and both
+        # sides must count the same pages.
+        h.config.refuse_rate = 1.0
+        r.wait_for(lambda: r.stats()['current'] == h.locked_frames(), timeout=30,
+                   what='guest and host agree while unlocks are refused')
+        time.sleep(3)
+        st = r.stats()
+        assert st['current'] == h.locked_frames() > 0, \
+            'guest counts %d pages, host holds %d frames: refused unlocks freed' % (
+                st['current'], h.locked_frames())
+        assert st['errFree (4k)'] >= 64, st['errFree (4k)']
+        assert_accounting(st)
+        h.config.refuse_rate = 0.0
+        wait_size(r, 0, timeout=90)
+        finish(r)
+
+
 def test_one_in_seven_refused_reaches_target():
     """The in-tree driver crawls here: the allocator hands the freed refused
     pages straight back. vmmemctl keeps them while it inflates."""
@@ -132,6 +162,26 @@ def test_one_in_seven_refused_reaches_target():
         # Once there, the refused pages go back to the guest.
         r.wait_for(lambda: r.stats()['refused 4k'] == 0, timeout=10, what='refused freed')
         finish(r, expect_host_locked=0)
+
+
+def test_refusals_never_push_the_balloon_past_target():
+    """Basic protocol, half the LOCKs refused and no refusal limit: many
+    requests end on a refused call, whose rbx the adversarial host fills
+    with garbage. The target comes only from successful calls: the balloon
+    never goes past it and never deflates on the way up."""
+    with boot('refusals_target', caps=CAP_BASIC, refuse=(2, ERROR_PPN_PINNED)) as r:
+        h = r.host
+        load(r, params='refused_max=4096')
+        h.set_target(1024)
+        wait_size(r, 1024, timeout=180)
+        time.sleep(3)
+        s = h.summary()
+        assert s['max_locked'] <= 1024, \
+            'the host held up to %d frames for a target of 1024' % s['max_locked']
+        assert not h.commands('UNLOCK'), '%d UNLOCKs while inflating to the target' % len(
+            h.commands('UNLOCK'))
+        assert r.stats()['errAlloc (4k)'] > 0
+        finish(r)
 
 
 def test_busy_and_failure_windows():
