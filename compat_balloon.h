@@ -23,8 +23,8 @@
  * NR_BALLOON_PAGES of a page that left during migration (-ENOENT), which
  * the core forgets.
  *
- * The shape is chosen by the compile-time probes (VMM_HAVE_BALLOON_H,
- * VMM_HAVE_BALLOON_PAGE_FINALIZE, VMM_HAVE_NR_BALLOON_PAGES in
+ * The shape is chosen by the compile-time probes (VMB_HAVE_BALLOON_H,
+ * VMB_HAVE_BALLOON_PAGE_FINALIZE, VMB_HAVE_NR_BALLOON_PAGES in
  * compat_probes.h), never by a version number.
  */
 #ifndef VMMEMCTL_COMPAT_BALLOON_H
@@ -37,7 +37,7 @@
 
 #include "compat_probes.h"
 
-#ifdef VMM_HAVE_BALLOON_H
+#ifdef VMB_HAVE_BALLOON_H
 #include <linux/balloon.h>
 #else
 #include <linux/balloon_compaction.h>
@@ -98,7 +98,7 @@ static inline size_t vmb_core_dequeue(struct balloon_dev_info *info,
 /* Pages isolated for migration: off the list, still the balloon's. */
 static inline unsigned long vmb_core_isolated(struct balloon_dev_info *info)
 {
-#ifdef VMM_HAVE_BALLOON_H
+#ifdef VMB_HAVE_BALLOON_H
 	return READ_ONCE(info->isolated_pages);
 #else
 	unsigned long flags, n;
@@ -131,10 +131,10 @@ static inline int vmb_core_migrated(struct balloon_dev_info *info,
 				    struct page *newpage, struct page *page,
 				    bool new_locked)
 {
-#ifdef VMM_HAVE_BALLOON_H
+#ifdef VMB_HAVE_BALLOON_H
 	if (new_locked)
 		return 0;
-#ifdef VMM_HAVE_NR_BALLOON_PAGES
+#ifdef VMB_HAVE_NR_BALLOON_PAGES
 	/*
 	 * On -ENOENT the core counts BALLOON_DEFLATE and frees @page but
 	 * leaves NR_BALLOON_PAGES as it was (7.3): without this, meminfo's
@@ -154,14 +154,14 @@ static inline int vmb_core_migrated(struct balloon_dev_info *info,
 		__count_vm_event(BALLOON_MIGRATE);
 	} else {
 		__count_vm_event(BALLOON_DEFLATE);
-#ifdef VMM_HAVE_NR_BALLOON_PAGES
+#ifdef VMB_HAVE_NR_BALLOON_PAGES
 		dec_node_page_state(page, NR_BALLOON_PAGES);
 #endif
 	}
 	info->isolated_pages--;
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 
-#ifdef VMM_HAVE_BALLOON_PAGE_FINALIZE
+#ifdef VMB_HAVE_BALLOON_PAGE_FINALIZE
 	balloon_page_finalize(page);
 #else
 	balloon_page_delete(page);

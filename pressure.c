@@ -113,8 +113,8 @@ bool vmb_holding_off(struct vmb_balloon *b)
 enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 {
 	struct vmb_signals *s = &b->signals;
-	unsigned long scanned = vmm_reclaim_scanned();
-	unsigned long stalls = vmm_reclaim_stalls();
+	unsigned long scanned = vmb_reclaim_scanned();
+	unsigned long stalls = vmb_reclaim_stalls();
 	unsigned long avail = max_t(long, si_mem_available(), 0);
 	unsigned long size = vmb_balloon_size(b) + vmb_refused_frames(b);
 	unsigned long floor = vmb_floor_pages(totalram_pages());
@@ -243,13 +243,13 @@ int vmb_pressure_init(struct vmb_balloon *b)
 	int ret;
 
 	vmb_pressure_balloon = b;
-	vmb_shrinker = vmm_shrinker_create(vmb_shrink_count, vmb_shrink_scan,
+	vmb_shrinker = vmb_shrinker_create(vmb_shrink_count, vmb_shrink_scan,
 					   DEFAULT_SEEKS);
 	if (!vmb_shrinker)
 		return -ENOMEM;
 	ret = register_oom_notifier(&vmb_oom_nb);
 	if (ret)
-		vmm_shrinker_destroy(vmb_shrinker);
+		vmb_shrinker_destroy(vmb_shrinker);
 	return ret;
 }
 
@@ -259,5 +259,5 @@ int vmb_pressure_init(struct vmb_balloon *b)
 void vmb_pressure_exit(void)
 {
 	unregister_oom_notifier(&vmb_oom_nb);
-	vmm_shrinker_destroy(vmb_shrinker);
+	vmb_shrinker_destroy(vmb_shrinker);
 }

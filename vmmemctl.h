@@ -337,6 +337,15 @@ void vmb_refused_free(struct vmb_balloon *b);
 unsigned long vmb_pages_drop(struct vmb_balloon *b, unsigned long frames);
 void vmb_pages_pop(struct vmb_balloon *b);
 
+/* ---- migrate.c -------------------------------------------------------- */
+
+#ifdef VMB_MOVABLE_PAGES
+int vmb_migratepage(struct balloon_dev_info *info, struct page *newpage,
+		    struct page *page, enum migrate_mode mode);
+#else
+#define vmb_migratepage NULL
+#endif
+
 /* ---- pressure.c ------------------------------------------------------- */
 
 enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now);

@@ -6,8 +6,8 @@
  */
 #include <linux/balloon.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	struct balloon_dev_info b;
 

@@ -3,8 +3,8 @@
  * The balloon core's header for the probes that need it, whatever its name:
  * <linux/balloon.h> since 7.0, <linux/balloon_compaction.h> before.
  */
-#ifndef VMM_PROBE_BALLOON_HEADER_H
-#define VMM_PROBE_BALLOON_HEADER_H
+#ifndef VMB_PROBE_BALLOON_HEADER_H
+#define VMB_PROBE_BALLOON_HEADER_H
 
 #if __has_include("linux/balloon.h")
 #include <linux/balloon.h>
@@ -12,4 +12,4 @@
 #include <linux/balloon_compaction.h>
 #endif
 
-#endif /* VMM_PROBE_BALLOON_HEADER_H */
+#endif /* VMB_PROBE_BALLOON_HEADER_H */

@@ -8,8 +8,8 @@
  */
 #include "balloon_header.h"
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	void (*finalize)(struct page *page) = balloon_page_finalize;
 

@@ -6,8 +6,8 @@
  */
 #include <linux/module.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	return 0;
 }

@@ -7,8 +7,8 @@
  */
 #include <linux/maple_tree.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	struct maple_tree mt = MTREE_INIT(mt, 0);
 

@@ -6,8 +6,8 @@
 #include <linux/mm.h>
 #include <linux/mmzone.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	return NR_BALLOON_PAGES;
 }

@@ -10,8 +10,8 @@
 
 #pragma GCC diagnostic error "-Wenum-conversion"
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	enum vm_event_item kswapd = PGSCAN_KSWAPD, direct = PGSCAN_DIRECT;
 

@@ -8,8 +8,8 @@
 #include <linux/mm.h>
 #include <linux/shrinker.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	struct shrinker *s = shrinker_alloc(0, "probe");
 

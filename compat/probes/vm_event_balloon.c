@@ -9,8 +9,8 @@
 #include <linux/mm.h>
 #include <linux/vmstat.h>
 
-int vmm_probe(void);
-int vmm_probe(void)
+int vmb_probe(void);
+int vmb_probe(void)
 {
 	count_vm_event(BALLOON_INFLATE);
 	count_vm_event(BALLOON_DEFLATE);

@@ -9,7 +9,7 @@ from common import (CAP_BASIC, CAP_BATCHED, CAP_64BIT_TARGET, ERROR_PPN_PINNED, 
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
 from vmhost import CMD_NAMES
-from test_movable_zone import MEMDIR, block_state, host_entries, host_locked, memory_block
+from test_movable_zone import MOVED_PAGES, dimm_guest, host_entries, inflate_into_dimm, offline
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 ERROR_RESET = 7
@@ -132,45 +132,6 @@ test_fragmentation_huge_pages_vs_in_tree.quarantined = (
     'one run per driver is not a stable comparison: huge pages after compaction vary run to run '
     '(6.12: vmmemctl 119-140, vmw_balloon 125-136; 7.3: 117-121 vs 115-125, failed once at 117 vs 125); '
     'issue 12')
-
-DIMM_MIB = 128
-MOVED_PAGES = 4096     # 16 MiB ballooned into the DIMM
-
-
-def dimm_guest(name, caps, **hostkw):
-    """A guest whose ballooned pages are sure to migrate: 512 MiB of boot RAM
-    (ZONE_DMA32) and a 128 MiB DIMM onlined movable at boot, one memory
-    block. Movable allocations try ZONE_MOVABLE first, so the balloon
-    lands in the DIMM, and offlining the block migrates every ballooned
-    page in it (MIGRATE_SYNC, retried until the block is empty).
-
-    (A compaction is no such trigger: it moves pages only into partly used
-    pageblocks, and on 6.12 a full compaction of the DIMM's ZONE_MOVABLE
-    moved no ballooned page even with scattered free pages above them.)"""
-    return Rig(name=name, mem_mb=512, dimms=[DIMM_MIB], append='memhp_default_state=online_movable',
-               host=HostConfig(caps=caps, **hostkw), ko=os.environ.get('VMMEMCTL_KO') or None)
-
-
-def inflate_into_dimm(r, pages):
-    """Inflate to `pages`; return (block, ballooned frames in it)."""
-    blk, lo, hi = memory_block(r, r.dimms[0][0])
-    st = block_state(r, blk)
-    assert st[:1] == ['online'] and 'Movable' in st, '%s is %s, not online movable' % (blk, st)
-    load(r, params='huge_pages=n')
-    r.host.set_target(pages)
-    wait_size(r, pages, timeout=180)
-    inside = sum(1 for p in host_locked(r) if lo <= p < hi)
-    r.log('%d of %d ballooned frames in %s' % (inside, pages, blk))
-    # The cause of "no migration moved a ballooned page", asserted first.
-    assert inside >= pages // 2, 'only %d of %d ballooned frames in %s' % (inside, pages, blk)
-    return blk, inside
-
-
-def offline(r, blk):
-    rc, out = r.sh('echo offline > %s/%s/state' % (MEMDIR, blk), timeout=600)
-    assert rc == 0, 'offlining %s failed: %s' % (blk, out)
-    assert block_state(r, blk)[:1] == ['offline'], block_state(r, blk)
-
 
 def no_unlock_after(r, n):
     """Commands after host command number n, up to the next START: none of
