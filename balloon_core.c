@@ -269,6 +269,7 @@ static void vmb_update_goal(struct vmb_balloon *b)
 			avail = max_t(long, si_mem_available(), 0);
 			floor = vmb_floor_pages(ram);
 			room = avail > floor ? avail - floor : 0;
+			room = min(room, vmb_zone_room());
 			if (goal - size > room) {
 				goal = size + room;
 				limit = VMB_LIMIT_FLOOR;
@@ -372,6 +373,7 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 {
 	unsigned long budget = vmb_rate(&b->inflate), locked;
 	enum vmb_page_size size = VMB_PAGE_4K;
+	bool at_floor = false;
 	unsigned int n;
 	LIST_HEAD(list);
 
@@ -393,6 +395,10 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	if (vmb_pages_alloc(b, &list, size, n) < n) {
 		if (size == VMB_PAGE_2M) {
 			b->huge_failed = true;
+		} else if (b->zone_floor) {
+			/* What the balloon holds now is all it may have. */
+			at_floor = true;
+			vmb_fail_period(b);
 		} else {
 			vmb_rate_shrink(&b->inflate, b->period_done);
 			b->inflate_slowed = VMB_LIMIT_ALLOC_FAIL;
@@ -408,6 +414,10 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 		return vmb_inflate(b, frames);
 
 	locked = vmb_pages_lock(b, &list, size) * vmb_frames(size);
+	if (at_floor) {
+		WRITE_ONCE(b->goal, vmb_balloon_size(b));
+		WRITE_ONCE(b->limited_by, VMB_LIMIT_FLOOR);
+	}
 	b->period_done += locked;
 	if (b->period_done >= budget)
 		b->period_saturated = &b->inflate;

@@ -189,7 +189,9 @@ static void vmb_clear_offline(struct page *page, enum vmb_page_size size)
  * checks what changed meanwhile.
  *
  * Stops at the first failure: the allocator has nothing more to give
- * without reclaim.
+ * without reclaim; and at the first page from a zone the kernel needs that
+ * is down to what the balloon leaves there (@b->zone_floor, see
+ * vmb_zone_at_floor()), which goes back at once.
  *
  * Return: pages allocated.
  */
@@ -200,16 +202,24 @@ unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 	struct page *page;
 	unsigned int i;
 
+	bool at_floor = false;
+
 	vmb_unlock(b);
 	for (i = 0; i < n; i++) {
 		page = alloc_pages(gfp, vmb_order(size));
 		if (!page)
 			break;
+		if (vmb_zone_at_floor(page_zone(page))) {
+			__free_pages(page, vmb_order(size));
+			at_floor = true;
+			break;
+		}
 		list_add_tail(&page->lru, list);
 	}
 	vmb_lock(b);
+	b->zone_floor = at_floor;
 	b->stat[size].alloc += i;
-	if (i < n)
+	if (i < n && !at_floor)
 		b->stat[size].alloc_fail++;
 	return i;
 }

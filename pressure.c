@@ -11,7 +11,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/jiffies.h>
+#include <linux/math.h>
 #include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/nodemask.h>
 #include <linux/notifier.h>
 #include <linux/oom.h>
 #include <linux/shrinker.h>
@@ -84,6 +87,86 @@ bool vmb_holding_off(struct vmb_balloon *b)
 	if (b->holding_off && !time_before(jiffies, b->holdoff_until))
 		b->holding_off = false;
 	return b->holding_off;
+}
+
+/* ---- The kernel's zones on a guest with ZONE_MOVABLE --------------------- */
+
+/*
+ * On a node with a ZONE_MOVABLE (movablecore=, memory onlined movable), the
+ * kernel's own allocations can only use the zones below it. The balloon's
+ * 4 KiB pages, being movable, come from ZONE_MOVABLE first and then from
+ * those same zones, its 2 MiB pages from those zones only. Available
+ * memory, counted over every zone, cannot tell a drained ZONE_NORMAL from a
+ * drained ZONE_MOVABLE: so each zone the kernel needs keeps its share of
+ * the floor (by its size) free, above its high watermark. A guest without
+ * ZONE_MOVABLE has only the floor.
+ */
+static bool vmb_node_has_movable(pg_data_t *pgdat)
+{
+	return managed_zone(&pgdat->node_zones[ZONE_MOVABLE]);
+}
+
+/* Free pages the balloon leaves in @zone. */
+static unsigned long vmb_zone_keep(struct zone *zone, unsigned long floor,
+				   unsigned long ram)
+{
+	unsigned long keep = high_wmark_pages(zone);
+
+	if (zone_idx(zone) < ZONE_MOVABLE &&
+	    vmb_node_has_movable(zone->zone_pgdat))
+		keep += mult_frac(floor, zone_managed_pages(zone), ram);
+	return keep;
+}
+
+/**
+ * vmb_zone_at_floor() - may the balloon not keep a page of this zone
+ * @zone: the zone a page just allocated for the balloon came from
+ *
+ * Return: true when @zone is one the kernel's own allocations need, on a
+ * node with a ZONE_MOVABLE, and its free pages are down to what the
+ * balloon leaves there.
+ */
+bool vmb_zone_at_floor(struct zone *zone)
+{
+	unsigned long ram = totalram_pages();
+
+	if (zone_idx(zone) >= ZONE_MOVABLE ||
+	    !vmb_node_has_movable(zone->zone_pgdat))
+		return false;
+	return zone_page_state(zone, NR_FREE_PAGES) <=
+	       vmb_zone_keep(zone, vmb_floor_pages(ram), ram);
+}
+
+/**
+ * vmb_zone_room() - free pages the balloon may still take, zone by zone
+ *
+ * Return: on a guest with a ZONE_MOVABLE, the free pages above what each
+ * zone keeps (vmb_zone_keep()); ULONG_MAX on any other guest.
+ */
+unsigned long vmb_zone_room(void)
+{
+	unsigned long ram = totalram_pages(), floor = vmb_floor_pages(ram);
+	unsigned long room = 0, free, keep;
+	bool movable = false;
+	struct zone *zone;
+	int nid, z;
+
+	for_each_online_node(nid)
+		movable |= vmb_node_has_movable(NODE_DATA(nid));
+	if (!movable)
+		return ULONG_MAX;
+	for_each_online_node(nid) {
+		for (z = 0; z < MAX_NR_ZONES; z++) {
+			zone = &NODE_DATA(nid)->node_zones[z];
+			if (!managed_zone(zone))
+				continue;
+			free = zone_page_state(zone, NR_FREE_PAGES);
+			keep = vmb_zone_keep(zone, floor, ram);
+			if (free > keep)
+				room += free - keep;
+		}
+	}
+	return room;
 }
 
 /*

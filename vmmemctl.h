@@ -199,6 +199,8 @@ struct vmb_page_stats {
  * @period_saturated: the rate that limited this period, grown when it ends
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
+ * @zone_floor: the last allocation stopped at a zone the kernel needs
+ *              (vmb_zone_at_floor())
  * @holdoff_until: jiffies before which the balloon does not inflate,
  *                 after it gave memory back under pressure; valid only
  *                 while @holding_off
@@ -250,6 +252,7 @@ struct vmb_balloon {
 	struct vmb_rate *period_saturated;
 	bool period_failed;
 	bool huge_failed;
+	bool zone_floor;
 	unsigned long holdoff_until;
 	bool holding_off;
 	struct vmb_signals signals;
@@ -352,6 +355,8 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now);
 int vmb_pressure_init(struct vmb_balloon *b);
 void vmb_pressure_exit(void);
 bool vmb_holding_off(struct vmb_balloon *b);
+bool vmb_zone_at_floor(struct zone *zone);
+unsigned long vmb_zone_room(void);
 
 /* ---- stats.c ---------------------------------------------------------- */
 

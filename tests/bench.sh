@@ -3,7 +3,7 @@
 # make bench: vmmemctl against the in-tree vmw_balloon under the simulated host.
 #   BENCH_RUNS=N   runs per driver and workload (default 3)
 #   BENCH_QUICK=1  one run, batched modes only, large balloons in the 2 GiB guest only
-#   BENCH_ONLY=large,pressure,modes  only these workloads
+#   BENCH_ONLY=large,pressure,modes,fragmentation  only these workloads
 #   BENCH_LARGE_MB=2048[,8192]       large balloons: only guests of these sizes
 #   KERNEL=<id>    the guest kernel of the matrix (default: the first, 6.1)
 # Table: stdout and tests/out/bench/results.md (raw: tests/out/bench/runs.json).

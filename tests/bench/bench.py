@@ -6,7 +6,8 @@
     BENCH_RUNS=5 ...                      # runs per driver and workload (default 3)
     BENCH_QUICK=1 ...                     # 1 run, modes batched and batched+2M only,
                                           # large balloons in the 2 GiB guest only
-    BENCH_ONLY=large ...                  # only these workloads: modes, pressure, large
+    BENCH_ONLY=large ...                  # only these workloads: modes, pressure,
+                                          # fragmentation, large
                                           # (comma-separated)
     BENCH_LARGE_MB=2048 ...               # large balloons: only guests of these sizes
 
@@ -29,9 +30,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'rig'))
+sys.path.insert(1, os.path.join(REPO, 'tests', 'scenarios'))
 
 from rig import Rig, HostConfig, RigError  # noqa: E402
 import kernels  # noqa: E402
+from test_migration import FRAG_BALLOON, fragmentation  # noqa: E402
 
 OUT = os.path.join(REPO, 'tests', 'out', 'bench')
 DRIVERS = ('vmmemctl', 'vmw_balloon')
@@ -58,7 +61,7 @@ if QUICK:
 if os.environ.get('BENCH_LARGE_MB'):
     _want = [int(x) for x in os.environ['BENCH_LARGE_MB'].split(',')]
     LARGE_GUESTS = [g for g in LARGE_GUESTS if g[0] in _want]
-ONLY = set(x for x in os.environ.get('BENCH_ONLY', 'modes,pressure,large').split(',') if x)
+ONLY = set(x for x in os.environ.get('BENCH_ONLY', 'modes,pressure,fragmentation,large').split(',') if x)
 
 
 def log(msg):
@@ -126,6 +129,7 @@ def phase(r, pages, calib, timeout=240):
     up0, cpu0 = probe(r)
     t0 = time.monotonic()
     r.host.set_target(pages)
+    n_set = r.host.summary()['commands']
     wait_host(r, pages, timeout=timeout)
     t1 = time.monotonic()
     up1, cpu1 = probe(r)
@@ -133,9 +137,22 @@ def phase(r, pages, calib, timeout=240):
     guest_s = max(0.0, up1 - up0 - calib[0])
     lock = sum(v['count'] for k, v in s1['counts'].items() if 'LOCK' in k) - \
         sum(v['count'] for k, v in s0['counts'].items() if 'LOCK' in k)
-    return {'cmds': s1['commands'] - n0, 'lock_cmds': lock, 'guest_s': guest_s,
-            'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1] - calib[2] * guest_s),
-            'host_s': t1 - t0}
+    res = {'cmds': s1['commands'] - n0, 'lock_cmds': lock, 'guest_s': guest_s,
+           'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1] - calib[2] * guest_s),
+           'host_s': t1 - t0}
+    # Both drivers poll the target once a second, so up to a second of
+    # guest_s is the phase of that poll against the moment the target
+    # changed: the time from the first GET_TARGET that returned the new
+    # target (the guest's clock, read by the host) is the driver's own.
+    uptime = getattr(r, 'bench_uptime', None)
+    if uptime:
+        clock = dict(r.host.clock_samples)
+        polls = [c['n'] for c in r.host.commands('GET_TARGET') if c['n'] > n_set and c['n'] in clock]
+        if polls:
+            t_poll = uptime(clock[polls[0]])
+            res['poll_s'] = max(0.0, t_poll - up0 - calib[0] / 2)
+            res['after_poll_s'] = max(0.0, up1 - calib[0] / 2 - t_poll)
+    return res
 
 
 def run_mode(driver, label, caps, pages, i):
@@ -148,6 +165,7 @@ def run_mode(driver, label, caps, pages, i):
         m0 = r.meminfo()
         load(r)
         wait_started(r)
+        r.bench_uptime = r.guest_clock()[1]
         time.sleep(2)
         r.sh('sync; echo 3 > /proc/sys/vm/drop_caches', timeout=30)
         m1 = r.meminfo()
@@ -253,6 +271,7 @@ def run_large(driver, label, caps, mem_mb, pct, i):
         res['touch'] = touch_limit(r, pages // 256, thp)
         load(r)
         wait_started(r)
+        r.bench_uptime = r.guest_clock()[1]
         calib = calibrate(r)
         res['calib_s'], res['calib_cpu_s'], res['idle_cpu_per_s'] = calib
         time.sleep(1)
@@ -410,6 +429,8 @@ def figures(results):
         for ph in ('inflate', 'deflate'):
             rows.append(('time to target s, %s %d MiB, %s' % (ph, pages // 256, label),
                          vals(label, lambda x, ph=ph: x[ph]['guest_s'])))
+            rows.append(('  after the first poll that saw it, %s %d MiB, %s' % (ph, pages // 256, label),
+                         vals(label, lambda x, ph=ph: x[ph].get('after_poll_s'))))
     for key, what in (('memfree_drop_kb', 'MemFree drop at load, target 0 (KiB)'),
                       ('slab_delta_kb', 'Slab delta at load (KiB)'),
                       ('module_kb', 'module size, /proc/modules (KiB)'),
@@ -426,6 +447,8 @@ def figures(results):
             for ph in ('inflate', 'deflate'):
                 rows.append(('large: time to target s, %s, %s' % (ph, what),
                              vals(mode, lambda x, ph=ph: x[ph]['guest_s'])))
+                rows.append(('large:   after the first poll that saw it, %s, %s' % (ph, what),
+                             vals(mode, lambda x, ph=ph: x[ph].get('after_poll_s'))))
             rows.append(('large: time to target / touch limit, inflate, %s' % what,
                          vals(mode, lambda x: x['inflate']['guest_s'] / x['touch']['up_s'])))
             for ph in ('inflate', 'deflate'):
@@ -442,6 +465,16 @@ def figures(results):
                          vals(mode, lambda x: x['touch']['down_s'])))
             rows.append(('large: touch limit guest CPU s per GiB (all of it), %s' % what,
                          vals(mode, lambda x: x['touch']['cpu_s'] * GIB_PAGES / x['pages'])))
+    rows.append(('fragmentation: huge pages after interleaved inflation and compaction',
+                 vals('fragmentation', lambda x: x['huge_pages'])))
+    rows.append(('fragmentation: ballooned pages migrated (of %d)' % FRAG_BALLOON,
+                 vals('fragmentation', lambda x: x['migrated'])))
+    rows.append(('fragmentation: hypercalls per migrated page',
+                 vals('fragmentation', lambda x: (x['calls'][0] + x['calls'][1]) / x['migrated']
+                      if x['migrated'] else None)))
+    rows.append(('fragmentation: pages locked + unlocked per migrated page',
+                 vals('fragmentation', lambda x: (x['calls'][2] + x['calls'][3]) / x['migrated']
+                      if x['migrated'] else None)))
     rows.append(('pressure: balloon before memhog (MiB of %d)' % PRESSURE_MB,
                  vals('pressure', lambda x: x['balloon_before_mib'])))
     rows.append(('pressure: memhog %d MiB completed (runs)' % int(PRESSURE_MB * 0.6),
@@ -532,6 +565,9 @@ def main():
         if 'pressure' in ONLY:
             for d in DRIVERS:
                 plan.append(('pressure', d, None, None, None, i))
+        if 'fragmentation' in ONLY:
+            for d in DRIVERS:
+                plan.append(('frag', d, 'fragmentation', None, None, i))
         if 'large' in ONLY:
             for mem_mb, pct in LARGE_GUESTS:
                 for label, caps in LARGE_MODES:
@@ -552,6 +588,10 @@ def main():
                         what, res['touch']['up_s'], res['inflate']['cmds'], res['inflate']['guest_s'],
                         res['deflate']['cmds'], res['deflate']['guest_s'], res['inflate']['cpu_s'],
                         res['deflate']['cpu_s'], res.get('stats_up', {}), time.monotonic() - t))
+                elif kind == 'frag':
+                    res = dict(fragmentation(d, i), driver=d, mode='fragmentation', run=i)
+                    log('%s: %d huge pages, %d ballooned pages migrated, host saw %s (%.0fs)' % (
+                        what, res['huge_pages'], res['migrated'], res['calls'], time.monotonic() - t))
                 elif kind == 'mode':
                     res = run_mode(d, label, caps, pages, i)
                     log('%s: inflate %d cmds %.2fs, deflate %d cmds %.2fs, cpu %.2f/%.2f s (%.0fs)' % (

@@ -526,6 +526,38 @@ class Rig:
             self._ksyms[sym] = int(out.split()[0], 16) if rc == 0 and out.strip() else None
         return self._ksyms[sym]
 
+    KERNEL_MAP = 0xFFFFFFFF80000000     # x86-64 kernel image mapping (phys_base 0 with nokaslr)
+
+    def hz(self):
+        """CONFIG_HZ of the guest kernel (from its build tree)."""
+        conf = os.path.join(self.kernel.root or '/', self.kernel.kdir.lstrip('/'), 'include', 'config',
+                            'auto.conf')
+        with open(conf) as f:
+            m = re.search(r'^CONFIG_HZ=(\d+)$', f.read(), re.M)
+        return int(m.group(1)) if m else 250
+
+    def guest_clock(self):
+        """Make the host read the guest's jiffies_64 at every GET_TARGET
+        (host.clock_samples: [(command number, jiffies)]), after checking that
+        the address reads a clock. QEMU's clock stands still while the host
+        answers, so guest time is what the guest lived through. Returns
+        (HZ, f) with f(jiffies) -> the guest's /proc/uptime seconds."""
+        hz = self.hz()
+        addr = self.kallsyms('jiffies_64')
+        assert addr, 'no jiffies_64 in /proc/kallsyms'
+        paddr = addr - self.KERNEL_MAP
+        rc, out = self.cat('/proc/uptime')
+        up = float(out.split()[0])
+        j = int.from_bytes(self.host.call_stopped(lambda h: h.read_phys(paddr, 8)), 'little')
+        initial = (1 << 32) - 300 * hz     # INITIAL_JIFFIES
+
+        def uptime(jiffies):
+            return (jiffies - initial) / hz
+        assert abs(uptime(j) - up) < 5, 'jiffies_64 at %#x reads %d (%.1fs), uptime %.1fs' % (
+            paddr, j, uptime(j), up)
+        self.host.config.clock_paddr = paddr
+        return hz, uptime
+
     def load(self, params='', driver=None, timeout=60, arm=True, prearm=True, wrap=''):
         """insmod the driver (vmw_balloon: vmw_vmci first), arm the host. Returns (rc, output).
 

@@ -242,12 +242,16 @@ class Chaos:
         """Wait for rest, then check everything that is exact at rest."""
         r, h = self.r, self.h
         self.settles += 1
-        if h.config.refuse_rate > 0.03:
-            # Random refusals of single LOCKs include BUSY/FAILURE/CMD_INVALID, which
-            # end the driver's period (rightly): at 30% a basic-protocol balloon
-            # moves a few pages a second. Rest needs a gentler host.
-            h.config.refuse_rate = 0.03
-            self.log('refuse_rate 0.03 to let the balloon come to rest')
+        # Random refusals of single LOCKs/UNLOCKs include BUSY, FAILURE,
+        # CMD_INVALID and NOTNEEDED, each the status of the call, which ends
+        # the driver's period (rightly; vmw_balloon stops at any non-success
+        # in basic mode): at 3% a basic-protocol balloon moves about 60 pages
+        # a period. Rest needs a gentler host: 3% of batch entries, 0.5% of
+        # single calls.
+        gentle = 0.03 if self.batching() else 0.005
+        if h.config.refuse_rate > gentle:
+            h.config.refuse_rate = gentle
+            self.log('refuse_rate %g to let the balloon come to rest' % gentle)
         st = r.wait_for(self.at_rest, timeout=SETTLE_TIMEOUT, interval=1,
                         what='balloon at rest (host target %d)' % h.target)
         cur = st['current']
@@ -337,9 +341,3 @@ def test_chaos():
 
 
 test_chaos.order = 90    # long: after the other scenarios
-
-
-test_chaos.quarantined = (
-    'in basic mode the balloon crawls under steady random BUSY/FAILURE answers: each failed call '
-    'ends the period, as in-tree (the earlier crawl was the host answering RESET to single calls '
-    'while keeping its locks, fixed in vmhost); what basic mode must reach there is open (issue 13)')

@@ -237,34 +237,6 @@ def test_basic_lock_stops_at_refused_max():
         finish(r)
 
 
-KERNEL_MAP = 0xFFFFFFFF80000000     # x86-64 kernel image mapping (phys_base 0 with nokaslr)
-
-
-def _hz():
-    k = kernels.current()
-    conf = os.path.join(k.root or '/', k.kdir.lstrip('/'), 'include', 'config', 'auto.conf')
-    with open(conf) as f:
-        m = re.search(r'^CONFIG_HZ=(\d+)$', f.read(), re.M)
-    return int(m.group(1)) if m else 250
-
-
-def _guest_clock(r):
-    """Make the host read the guest's jiffies_64 at every GET_TARGET; check
-    the address reads a clock. Returns HZ."""
-    hz = _hz()
-    addr = r.kallsyms('jiffies_64')
-    assert addr, 'no jiffies_64 in /proc/kallsyms'
-    paddr = addr - KERNEL_MAP
-    rc, out = r.cat('/proc/uptime')
-    up = float(out.split()[0])
-    j = int.from_bytes(r.host.call_stopped(lambda h: h.read_phys(paddr, 8)), 'little')
-    since_boot = (j - ((1 << 32) - 300 * hz)) / hz
-    assert abs(since_boot - up) < 5, 'jiffies_64 at %#x reads %d (%.1fs), uptime %.1fs' % (
-        paddr, j, since_boot, up)
-    r.host.config.clock_paddr = paddr
-    return hz
-
-
 def test_basic_inflate_polls_target_every_period():
     """A long basic-protocol inflate (one LOCK per page) still sends
     GET_TARGET, with the guest's RAM, at least every ~2 s of guest time: it
@@ -273,7 +245,7 @@ def test_basic_inflate_polls_target_every_period():
     host reads the guest's jiffies at each GET_TARGET.)"""
     with boot('basic_get_target', caps=V.CAP_BASIC | V.CAP_64BIT_TARGET) as r:
         h = r.host
-        hz = _guest_clock(r)
+        hz, _ = r.guest_clock()
         load(r)
         ram = r.meminfo()['MemTotal'] // 4
         time.sleep(2)

@@ -186,9 +186,3 @@ def test_movablecore_pressure_keeps_normal_zones():
         assert st['current'] < full, 'the balloon gave nothing back: %s' % st
         assert r.host.locked_frames() == st['current']
         finish(r)
-
-
-test_movablecore_pressure_keeps_normal_zones.quarantined = (
-    'DMA32 dipped below its min watermark during memhog on 7.3 in the final clean-clone run '
-    '(free 232, min 733; the margin seen before was 39 pages): not yet known whether the balloon '
-    'or the workload itself takes the zone there; needs the same run without the balloon; issue 12')
