@@ -549,12 +549,14 @@ class Rig:
         rc, out = self.cat('/proc/uptime')
         up = float(out.split()[0])
         j = int.from_bytes(self.host.call_stopped(lambda h: h.read_phys(paddr, 8)), 'little')
-        initial = (1 << 32) - 300 * hz     # INITIAL_JIFFIES
+        since_boot = (j - ((1 << 32) - 300 * hz)) / hz     # jiffies_64 starts at INITIAL_JIFFIES
+        assert abs(since_boot - up) < 5, 'jiffies_64 at %#x reads %d (%.1fs), uptime %.1fs' % (
+            paddr, j, since_boot, up)
+        # jiffies started counting a little after the clock /proc/uptime reads
+        offset = up - since_boot
 
         def uptime(jiffies):
-            return (jiffies - initial) / hz
-        assert abs(uptime(j) - up) < 5, 'jiffies_64 at %#x reads %d (%.1fs), uptime %.1fs' % (
-            paddr, j, uptime(j), up)
+            return (jiffies - j) / hz + since_boot + offset
         self.host.config.clock_paddr = paddr
         return hz, uptime
 
