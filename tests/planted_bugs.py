@@ -247,15 +247,17 @@ BUGS = [
      [FULL], 'debug'),
     ('use-after-free', 'use after free',
      'a freed page is read right after __free_pages() (KASAN, DEBUG_PAGEALLOC)',
-     [('pages.c', lit('__free_pages(page, vmb_order(size));'),
-       '__free_pages(page, vmb_order(size)); (void)READ_ONCE(*(char *)page_address(page));')],
+     [('pages.c', lit('list_del(&page->lru); __free_pages(page, vmb_order(size));'),
+       'list_del(&page->lru); __free_pages(page, vmb_order(size)); '
+       '(void)READ_ONCE(*(char *)page_address(page));')],
      [FULL], 'debug'),
     ('gfp-warns', 'wrong GFP',
      'inflation allocates without __GFP_NOWARN: every failed allocation dumps a stack '
-     '(fail_page_alloc)',
+     '(fail_page_alloc fails allocations before the allocator could warn: a fragmented '
+     'guest fails 2 MiB ones for real)',
      [('pages.c', lit('(__GFP_NOWARN | __GFP_NOMEMALLOC | __GFP_NORETRY)'),
        '(__GFP_NOMEMALLOC | __GFP_NORETRY)')],
-     ['test_faults.py::test_faults_page_alloc_4k'], 'debug'),
+     ['test_migration.py::test_2m_allocation_failures_are_quiet']),
     ('stats-lock-not-released', 'lock held on return',
      'the debugfs reader returns with the balloon lock held (lockdep; elsewhere the work '
      'item hangs)',

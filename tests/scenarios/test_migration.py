@@ -5,7 +5,7 @@ one unlock and one lock per page, whatever the host answers."""
 import os
 import time
 
-from common import (CAP_BASIC, CAP_BATCHED, CAP_64BIT_TARGET, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
+from common import (CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT_TARGET, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
 from vmhost import CMD_NAMES
@@ -144,6 +144,34 @@ def test_fragmentation_huge_pages_vs_in_tree():
 
 
 test_fragmentation_huge_pages_vs_in_tree.order = 85    # four guests: among the last
+
+
+def test_2m_allocation_failures_are_quiet():
+    """A fragmented guest has few free 2 MiB blocks: the balloon's order-9
+    allocations fail for real (not by fault injection, which fails them
+    before the allocator could warn) and the module goes on with 4 KiB
+    pages, silently: it allocates with __GFP_NOWARN, so no "page allocation
+    failure" stack dump in dmesg."""
+    pages = 24576     # 96 MiB: more than the 2 MiB blocks the hog leaves whole
+    with Rig(name='frag_2m_quiet', mem_mb=512, ko=os.environ.get('VMMEMCTL_KO') or None,
+             host=HostConfig(caps=CAPS_4K | CAP_2M | CAP_64BIT_TARGET)) as r:
+        load(r)
+        r.sh('echo 0 > /proc/sys/vm/compaction_proactiveness')
+        free_mib = r.meminfo()['MemFree'] // 1024
+        r.sh('memhog %d 900 holes > /tmp/hog.log 2>&1 & echo $! > /tmp/hog.pid' % (free_mib - HOLE_MIB))
+        r.wait_for(lambda: 'holes made' in r.sh('cat /tmp/hog.log')[1], timeout=120,
+                   what='memhog made its holes', interval=1)
+        r.host.set_target(pages)
+        wait_size(r, pages, timeout=240)
+        st = r.stats()
+        r.log('balloon %d pages: %d 2 MiB, %d 4 KiB; %d 2 MiB allocations failed' % (
+            st['current'], st['pages 2M'], st['pages 4k'], st['allocFail (2M)']))
+        # the cause, asserted: 2 MiB allocations did fail, 4 KiB pages made up for them
+        assert st['allocFail (2M)'] > 0, 'no 2 MiB allocation failed: %s' % st
+        assert st['pages 4k'] > 0, st
+        assert_guest_clean(r)
+        r.sh('kill $(cat /tmp/hog.pid)')
+        finish(r)
 
 
 def no_unlock_after(r, n):
