@@ -10,6 +10,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -221,6 +222,41 @@ u32 vmb_host_start(struct vmb_host *h, u32 offered)
 	if (status == VMB_STATUS_SUCCESS)
 		h->reset_required = false;
 	return status;
+}
+
+/* How often a host that answers BUSY is asked again to drop the balloon. */
+#define VMB_DROP_TRIES	10
+
+/**
+ * vmb_host_drop_balloon() - make the host let go of every page (unload)
+ * @h: host session
+ *
+ * START without capabilities drops the whole balloon at once; a busy host
+ * is asked again, 100 ms apart. A START the host did not take changed
+ * nothing: the session stands as it was, with its capabilities.
+ *
+ * Context: may sleep.
+ * Return: true when the host holds none of the balloon's pages (it took
+ * the START, or it had already reset the session).
+ */
+bool vmb_host_drop_balloon(struct vmb_host *h)
+{
+	u32 caps = h->caps, offered = h->offered, status;
+	int i;
+
+	for (i = 0; i < VMB_DROP_TRIES && !h->reset_required; i++) {
+		status = vmb_host_start(h, 0);
+		if (status == VMB_STATUS_SUCCESS)
+			return true;
+		if (status != VMB_ERROR_BUSY)
+			break;
+		msleep(100);
+	}
+	if (h->reset_required)
+		return true;
+	h->caps = caps;
+	h->offered = offered;
+	return false;
 }
 
 /**

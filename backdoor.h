@@ -133,6 +133,7 @@ const char *vmb_cmd_name(unsigned int cmd);
 const char *vmb_status_name(unsigned int status);
 
 u32 vmb_host_start(struct vmb_host *h, u32 offered);
+bool vmb_host_drop_balloon(struct vmb_host *h);
 u32 vmb_host_guest_id(struct vmb_host *h);
 u32 vmb_host_get_target(struct vmb_host *h, u64 ram_pages);
 u32 vmb_host_lock_op(struct vmb_host *h, enum vmb_op op,

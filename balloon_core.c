@@ -556,6 +556,25 @@ err_host:
 }
 module_init(vmb_init);
 
+/*
+ * Unload: the host must let go of every page before the guest reuses it.
+ * If it would not drop the whole balloon (vmb_host_drop_balloon()), its
+ * session stands: unlock the pages batch by batch, as a deflate does, each
+ * freed only once the host let it go.
+ *
+ * Return: true when the host holds none of the balloon's pages.
+ */
+static bool vmb_release_host(struct vmb_balloon *b)
+{
+	if (vmb_host_drop_balloon(&b->host))
+		return true;
+	while (vmb_balloon_size(b) &&
+	       vmb_pages_deflate(b, vmb_balloon_size(b),
+				 VMB_DEFLATE_UNDER_PRESSURE))
+		cond_resched();
+	return !vmb_balloon_size(b);
+}
+
 static void __exit vmb_exit(void)
 {
 	struct vmb_balloon *b = &vmb_balloon;
@@ -572,15 +591,9 @@ static void __exit vmb_exit(void)
 
 	mutex_lock(&b->lock);
 	size = vmb_balloon_size(b);
-	/*
-	 * START without capabilities makes the host drop the whole balloon;
-	 * then every page goes back without a hypercall each. If the host
-	 * already reset, it holds nothing of ours.
-	 */
-	if (!b->host.reset_required &&
-	    vmb_host_start(&b->host, 0) != VMB_STATUS_SUCCESS && size)
+	if (!vmb_release_host(b))
 		pr_warn("host did not acknowledge the unload; it may still count %lu pages\n",
-			size);
+			vmb_balloon_size(b));
 	vmb_pages_pop(b);
 	mutex_unlock(&b->lock);
 

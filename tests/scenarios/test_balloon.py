@@ -8,6 +8,7 @@ from common import (CAP_BASIC, CAP_BATCHED, DEBUGFS, ERROR_PPN_INVALID, ERROR_PP
                     HostConfig, assert_accounting, assert_guest_clean, assert_host_clean,
                     boot, cmd, finish, host_count, load, memfree_kb, vmmemctl_lines,
                     vmstat, wait_size)
+from vmhost import ERROR_BUSY
 
 
 def test_not_vmware_refuses_to_load():
@@ -265,6 +266,45 @@ def test_rmmod_with_full_balloon():
         back = r.free_kb_after_unload - free0
         assert abs(back) < 1024, 'MemFree off by %d kB after rmmod' % back
         assert any('unloaded;' in line for line in r.dmesg().splitlines())
+
+
+def _rmmod_start_busy(name, busy_starts):
+    """The host answers BUSY to the first busy_starts STARTs of the unload."""
+    with boot(name) as r:
+        free0 = _fill(r, 4096 + 512)
+        n = r.host.summary()['commands']
+        for _ in range(busy_starts):
+            r.host.inject_on(('START',), ERROR_BUSY)
+        rc, out = r.unload()
+        assert rc == 0, out
+        after = [c for c in r.host.commands() if c['n'] > n]
+        starts = [c for c in after if c['cmd'] == 'START']
+        unlocks = [c for c in after if 'UNLOCK' in c['cmd']]
+        r.log('unload: %d STARTs (%d BUSY), %d unlock calls' % (
+            len(starts), sum(1 for c in starts if c['status'] == ERROR_BUSY), len(unlocks)))
+        # the host let go of everything before the guest had the pages back
+        assert r.host.locked_frames() == 0, 'host still holds %d frames after unload' % r.host.locked_frames()
+        assert not any('did not acknowledge the unload' in line for line in r.dmesg().splitlines())
+        back = memfree_kb(r) - free0
+        assert abs(back) < 2048, 'MemFree off by %d kB after rmmod' % back
+        assert_host_clean(r)
+        assert_guest_clean(r)
+        return starts, unlocks
+
+
+def test_rmmod_when_host_busy_for_a_while():
+    """BUSY to the unload's first two STARTs: the driver asks again, the host
+    drops the balloon at the third, no page is unlocked one by one."""
+    starts, unlocks = _rmmod_start_busy('rmmod_start_busy', 2)
+    assert len(starts) == 3 and not unlocks, (starts, unlocks)
+
+
+def test_rmmod_when_host_stays_busy():
+    """BUSY to every START of the unload: the session stands, so the driver
+    unlocks the balloon batch by batch and frees each page once the host
+    let it go."""
+    starts, unlocks = _rmmod_start_busy('rmmod_start_busy_long', 50)
+    assert len(starts) == 10 and unlocks, (len(starts), len(unlocks))
 
 
 def test_rmmod_when_host_fails_unload_start():
