@@ -32,6 +32,7 @@ import vmhost as V
 
 KPF_OFFLINE = 23
 SETTLE_TIMEOUT = 120
+BASIC_TARGET_MAX = 3000     # pages: what the basic protocol moves between two rests
 
 # parameter -> (valid values, invalid values); validity of the rates also
 # depends on the other end of the range (modelled below).
@@ -94,8 +95,15 @@ class Chaos:
         return to_bool(self.params.get('batching', 'Y'))
 
     # ------------------------------------------------------------ actions
+    def fit_target(self):
+        """With the basic protocol every page is a hypercall: a target set for
+        batching (up to 45% of RAM) would take minutes to reach. Bring it
+        within what basic mode reaches between two rests."""
+        if not self.batching() and self.h.target > BASIC_TARGET_MAX:
+            self.set_target(self.rng.randrange(0, BASIC_TARGET_MAX))
+
     def act_target(self):
-        hi = int(self.ram * 0.45) if self.batching() else 3000
+        hi = int(self.ram * 0.45) if self.batching() else BASIC_TARGET_MAX
         x = self.rng.random()
         if x < 0.1:
             t = 0
@@ -147,6 +155,8 @@ class Chaos:
             else:
                 assert int(now) == int(value, 0), (name, value, now)
         self.params[name] = now
+        if name == 'batching':
+            self.fit_target()
 
     def act_busy(self):
         s = self.rng.uniform(0.3, 4)
@@ -248,6 +258,7 @@ class Chaos:
         # in basic mode): at 3% a basic-protocol balloon moves about 60 pages
         # a period. Rest needs a gentler host: 3% of batch entries, 0.5% of
         # single calls.
+        self.fit_target()
         gentle = 0.03 if self.batching() else 0.005
         if h.config.refuse_rate > gentle:
             h.config.refuse_rate = gentle
