@@ -392,12 +392,12 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	n = min_t(unsigned long, frames / vmb_frames(size),
 		  vmb_pages_per_request(b, size));
 
-	if (vmb_pages_alloc(b, &list, size, n) < n) {
+	if (vmb_pages_alloc(b, &list, size, n, &at_floor) < n) {
 		if (size == VMB_PAGE_2M) {
 			b->huge_failed = true;
-		} else if (b->zone_floor) {
+			at_floor = false;
+		} else if (at_floor) {
 			/* What the balloon holds now is all it may have. */
-			at_floor = true;
 			vmb_fail_period(b);
 		} else {
 			vmb_rate_shrink(&b->inflate, b->period_done);

@@ -182,6 +182,7 @@ static void vmb_clear_offline(struct page *page, enum vmb_page_size size)
  * @list: where the pages go, linked through page->lru
  * @size: page size
  * @n: pages wanted
+ * @at_floor: out: the allocation stopped at a zone the kernel needs
  *
  * Drops @b->lock while allocating and takes it back: the allocator zeroes
  * every page with init_on_alloc (a batch of 2 MiB pages is up to 1 GiB),
@@ -190,20 +191,20 @@ static void vmb_clear_offline(struct page *page, enum vmb_page_size size)
  *
  * Stops at the first failure: the allocator has nothing more to give
  * without reclaim; and at the first page from a zone the kernel needs that
- * is down to what the balloon leaves there (@b->zone_floor, see
+ * is down to what the balloon leaves there (@at_floor, see
  * vmb_zone_at_floor()), which goes back at once.
  *
  * Return: pages allocated.
  */
 unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
-			     enum vmb_page_size size, unsigned int n)
+			     enum vmb_page_size size, unsigned int n,
+			     bool *at_floor)
 {
 	gfp_t gfp = size == VMB_PAGE_2M ? VMB_GFP_2M : VMB_GFP_4K;
 	struct page *page;
 	unsigned int i;
 
-	bool at_floor = false;
-
+	*at_floor = false;
 	vmb_unlock(b);
 	for (i = 0; i < n; i++) {
 		page = alloc_pages(gfp, vmb_order(size));
@@ -211,15 +212,14 @@ unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
 			break;
 		if (vmb_zone_at_floor(page_zone(page))) {
 			__free_pages(page, vmb_order(size));
-			at_floor = true;
+			*at_floor = true;
 			break;
 		}
 		list_add_tail(&page->lru, list);
 	}
 	vmb_lock(b);
-	b->zone_floor = at_floor;
 	b->stat[size].alloc += i;
-	if (i < n && !at_floor)
+	if (i < n && !*at_floor)
 		b->stat[size].alloc_fail++;
 	return i;
 }

@@ -199,8 +199,6 @@ struct vmb_page_stats {
  * @period_saturated: the rate that limited this period, grown when it ends
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
- * @zone_floor: the last allocation stopped at a zone the kernel needs
- *              (vmb_zone_at_floor())
  * @holdoff_until: jiffies before which the balloon does not inflate,
  *                 after it gave memory back under pressure; valid only
  *                 while @holding_off
@@ -252,7 +250,6 @@ struct vmb_balloon {
 	struct vmb_rate *period_saturated;
 	bool period_failed;
 	bool huge_failed;
-	bool zone_floor;
 	unsigned long holdoff_until;
 	bool holding_off;
 	struct vmb_signals signals;
@@ -328,7 +325,8 @@ void vmb_pages_init(struct vmb_balloon *b);
 unsigned int vmb_pages_per_request(const struct vmb_balloon *b,
 				   enum vmb_page_size size);
 unsigned int vmb_pages_alloc(struct vmb_balloon *b, struct list_head *list,
-			     enum vmb_page_size size, unsigned int n);
+			     enum vmb_page_size size, unsigned int n,
+			     bool *at_floor);
 void vmb_free_list(struct vmb_balloon *b, struct list_head *list,
 		   enum vmb_page_size size);
 unsigned long vmb_pages_lock(struct vmb_balloon *b, struct list_head *list,
