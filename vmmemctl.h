@@ -2,10 +2,12 @@
 /*
  * vmmemctl - the balloon's state, and what each file offers the others.
  *
- *   balloon_core.c  work loop, session, goal, rates, load/unload
+ *   balloon_core.c  work loop, session, goal, periods, load/unload
+ *   rate.c          inflate/deflate budgets and how they adapt
  *   pages.c         allocation, the lock/unlock path, refused pages, 2 MiB
  *                   split, pop
- *   pressure.c      shrinker, OOM notifier, hold-off
+ *   migrate.c       page migration
+ *   pressure.c      shrinker, OOM notifier, hold-off, zone floor, signals
  *   params.c        module parameters and their validation
  *   stats.c         debugfs and sysfs (reads only)
  *   backdoor.c      the hypercall
@@ -303,9 +305,16 @@ static inline void vmb_fail_period(struct vmb_balloon *b)
 	b->period_failed = true;
 }
 
-unsigned int vmb_rate_now(const struct vmb_rate *r);
 void vmb_lock(struct vmb_balloon *b);
 void vmb_unlock(struct vmb_balloon *b);
+
+/* ---- rate.c ---------------------------------------------------------- */
+
+unsigned int vmb_rate_budget(const struct vmb_rate *r);
+unsigned int vmb_rate_now(const struct vmb_rate *r);
+void vmb_rate_grow(struct vmb_rate *r);
+void vmb_rate_shrink(struct vmb_rate *r, unsigned long done);
+void vmb_rate_period_end(struct vmb_balloon *b, unsigned long now);
 
 /* ---- pages.c ---------------------------------------------------------- */
 
