@@ -19,6 +19,32 @@ from vmhost import ERROR_PPN_PINNED  # noqa: E402
 INTREE = dict(adversarial=False)
 
 
+def test_stuck_boot_is_booted_again():
+    """A boot that never gets its agent up is booted again, its console kept;
+    one that never comes up within the attempts is an error."""
+    import rig as rigmod
+    r = Rig(name='selftest-stuck-boot', driver='vmw_balloon', boot_timeout=15,
+            host=HostConfig(**INTREE, caps=0x2))
+    r.stall_boots = 1
+    with r:
+        assert r.boot_retries == 1, r.boot_retries
+        assert os.path.exists(os.path.join(r.out_dir, 'console-stuck-1.log'))
+        rc, out = r.sh('cat /proc/cmdline')
+        assert rc == 0 and 'rdinit=' not in out, out
+    r = Rig(name='selftest-stuck-boot', driver='vmw_balloon', boot_timeout=10,
+            host=HostConfig(**INTREE, caps=0x2))
+    r.stall_boots = rigmod.BOOT_ATTEMPTS
+    try:
+        with r:
+            raise AssertionError('a guest that never came up was let through')
+    except RigError as e:
+        assert 'timeout waiting for agent ready' in str(e), e
+    assert r.boot_retries == rigmod.BOOT_ATTEMPTS - 1
+
+
+test_stuck_boot_is_booted_again.per_kernel = False
+
+
 def kinds(s):
     return {v.split(': ')[1] for v in s['violations']}
 
