@@ -193,6 +193,13 @@ BUGS = [
        '#define VMB_GFP_4K\t(GFP_HIGHUSER)')],
      ['test_movable_zone.py::test_offline_movable_block_batched',
       'test_balloon.py::test_absurd_target_is_bounded', 'test_pressure.py::test_pressure_no_oom_kill_then_reinflate']),
+    # ---- the zone floor (pressure.c) ----
+    ('no-zone-floor', 'zone drained',
+     'on a guest with ZONE_MOVABLE the balloon counts only the global floor: '
+     'it drains DMA32/Normal, which kernel allocations need',
+     [('pressure.c', lit('if (zone_idx(zone) >= ZONE_MOVABLE ||'), 'if (true ||'),
+      ('pressure.c', lit('if (!movable)\n\t\treturn ULONG_MAX;'), 'return ULONG_MAX;')],
+     ['test_movable_zone.py::test_movablecore_pressure_keeps_normal_zones']),
     # ---- the pressure path after a RESET (pressure.c) ----
     ('pressure-unlocks-after-reset', 'command after RESET',
      'the pressure path goes on unlocking after a RESET answer: commands with no session',

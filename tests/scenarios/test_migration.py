@@ -44,14 +44,26 @@ def compact(r):
     assert rc == 0, out
 
 
-def huge_pages_after_compaction(r, want):
-    """Huge pages the guest can get after a full compaction."""
+def huge_pages_after_compaction(r):
+    """Free 2 MiB blocks after a full compaction (/proc/buddyinfo).
+
+    Counted, not allocated: asking for hugetlb pages takes the guest's
+    free memory down to its watermarks, where vmmemctl gives pages back
+    (its floor, its shrinker) and vmw_balloon does not, so the two would
+    no longer be measured on the same balloon. One pass of compact_memory
+    sometimes stops early: from one boot to the next either driver's guest
+    then had about 90 huge pages instead of about 135 (4,000-7,500
+    ballooned pages migrated instead of 16,000-20,000); a second pass
+    finishes the job."""
     compact(r)
-    r.sh('echo %d > /proc/sys/vm/nr_hugepages' % want, timeout=600)
-    rc, out = r.sh('cat /proc/sys/vm/nr_hugepages')
-    got = int(out.strip())
-    r.sh('echo 0 > /proc/sys/vm/nr_hugepages')
-    return got
+    compact(r)
+    rc, out = r.sh('cat /proc/buddyinfo')
+    assert rc == 0, out
+    blocks = 0
+    for line in out.splitlines():
+        counts = [int(x) for x in line.split()[4:]]
+        blocks += sum(c << (order - 9) for order, c in enumerate(counts) if order >= 9)
+    return blocks
 
 
 def settled(r, driver):
@@ -78,7 +90,7 @@ def lock_calls(r):
             host_count(r, 'UNLOCK') + be.get('BATCHED_UNLOCK', {}).get('pages', 0))
 
 
-def _fragmentation(driver, balloon_pages, want, run=1):
+def _fragmentation(driver, balloon_pages, run=1):
     ko = os.environ.get('VMMEMCTL_KO') if driver == 'vmmemctl' else None
     # The 64-bit target: without it the upper half of rbx after GET_TARGET
     # is undefined (the adversarial host makes it random), and vmw_balloon
@@ -92,13 +104,13 @@ def _fragmentation(driver, balloon_pages, want, run=1):
                    what='64-bit target granted')
         fragment(r, balloon_pages)
         before, vm0, ours0 = settled(r, driver)
-        got = huge_pages_after_compaction(r, want)
+        got = huge_pages_after_compaction(r)
         after, vm1, ours1 = settled(r, driver)
         migrated = vm1 - vm0
         # (lock calls, unlock calls, lock entries, unlock entries) the host saw meanwhile
         calls = [a - b for a, b in zip(after, before)]
-        r.log('%s: %d of %d huge pages, %d balloon pages migrated, host saw %s' % (
-            driver, got, want, migrated, calls))
+        r.log('%s: %d huge pages free, %d balloon pages migrated, host saw %s' % (
+            driver, got, migrated, calls))
         if driver == 'vmmemctl':
             st = r.stats()
             assert ours1 - ours0 == migrated, (ours1 - ours0, migrated)
@@ -115,24 +127,22 @@ def _fragmentation(driver, balloon_pages, want, run=1):
         return {'huge_pages': got, 'migrated': migrated, 'calls': calls}
 
 
-FRAG_BALLOON, FRAG_WANT = 36864, 1000     # more huge pages than the guest has: as many as it can
+FRAG_BALLOON = 36864
 
 
 def fragmentation(driver, run=1):
     """Huge pages after interleaved inflation and a compaction (the bench's row too)."""
-    return _fragmentation(driver, FRAG_BALLOON, FRAG_WANT, run)
+    return _fragmentation(driver, FRAG_BALLOON, run)
 
 
 def test_fragmentation_huge_pages_vs_in_tree():
     """After interleaved inflation and a compaction, vmmemctl leaves the guest
     (nearly) as many huge pages as the in-tree driver does.
 
-    With transparent huge pages on, the huge pages one guest got after
-    compaction varied from boot to boot (6.12: vmmemctl 107-140, vmw_balloon
-    124-141), with the number of ballooned pages compaction migrated; with
-    them off (fragment()) two boots of one driver agree within a few pages
-    (6.12: 116, 117 against 113, 117; 7.3: 130, 133 against 118, 117). Two
-    of each, alternating, and the best of each."""
+    How many free 2 MiB blocks a compaction makes depends on how far it
+    gets, from boot to boot, whichever the driver (see
+    huge_pages_after_compaction()). Two guests of each driver, alternating,
+    and the best of each."""
     ours, theirs = [], []
     for run in (1, 2):
         ours.append(fragmentation('vmmemctl', run))

@@ -138,7 +138,8 @@ def test_offline_movable_block_basic():
 
 
 def zones(text):
-    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed'}} (pages)."""
+    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed', 'batch'}}
+    (pages; batch: the largest per-cpu list refill)."""
     out, cur = {}, None
     for line in text.splitlines():
         m = re.match(r'Node \d+, zone\s+(\S+)', line)
@@ -148,6 +149,9 @@ def zones(text):
         m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
         if m and cur is not None and m.group(1) not in cur:
             cur[m.group(1)] = int(m.group(2))
+        m = re.match(r'\s+batch:\s+(\d+)$', line)
+        if m and cur is not None:
+            cur['batch'] = max(cur.get('batch', 0), int(m.group(1)))
     return out
 
 
@@ -159,8 +163,9 @@ def kernel_zones(z):
 def test_movablecore_pressure_keeps_normal_zones():
     """movablecore=50%: half the RAM is ZONE_MOVABLE, where the balloon's
     movable pages go first. With the host asking for 90% and then a process
-    taking 60% of RAM: no OOM kill, and the zones kernel allocations need stay
-    above their min watermark all along."""
+    taking 60% of RAM: no OOM kill; the zones kernel allocations need keep
+    their high watermark while the balloon is full, and half their min
+    watermark while the process allocates."""
     with Rig(name='movablecore', mem_mb=256, append='movablecore=50%',
              host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
@@ -178,9 +183,20 @@ def test_movablecore_pressure_keeps_normal_zones():
         def sample(what):
             rc, out = r.cat('/proc/zoneinfo')
             for n, v in kernel_zones(zones(out)).items():
-                lows.append((v['free'] - v['min'], n, what, v['free'], v['min']))
+                lows.append((v['free'] - v['min'] // 2, n, what, v['free'], v['min']))
+            return kernel_zones(zones(out))
 
-        sample('full')
+        # At rest the balloon leaves each kernel zone its high watermark
+        # plus its share of the floor (vmb_zone_keep(); the floor is RAM/32
+        # within 8-512 MiB). Without that, DMA32 was left at 391 free pages
+        # on 6.12 (high 356), below its min on 7.3. Half the share is the
+        # line: the guest allocates a little after the balloon stops.
+        floor = min(max(ram // 32, 2048), 131072)
+        for n, v in sample('full').items():
+            share = floor * v['managed'] // ram
+            assert v['free'] >= v['high'] + share // 2, \
+                'the full balloon left zone %s %d free pages; it keeps %d (high %d + %d)' % (
+                    n, v['free'], v['high'] + share, v['high'], share)
         r.log('balloon %d pages; zones %s' % (full, kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))))
         need_mib = mem['MemTotal'] * 60 // 100 // 1024
         r.sh('(memhog %d 2 > /tmp/hog.log 2>&1; echo "rc $?" >> /tmp/hog.log) &' % need_mib)
@@ -193,12 +209,21 @@ def test_movablecore_pressure_keeps_normal_zones():
         sample('after')
         rc, log = r.cat('/tmp/hog.log')
         worst = min(lows)
-        r.log('%d samples; lowest free-min %d pages (%s, %s: free %d min %d)' % ((len(lows),) + worst))
+        r.log('%d samples; lowest free-min/2 %d pages (%s, %s: free %d min %d)' % (
+            (len(lows),) + worst))
         assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, 'memhog: %s' % log
         kills = [line for line in r.dmesg().splitlines() if OOM_RE.search(line)]
         assert not kills, 'OOM kill:\n' + '\n'.join(kills[:10])
         assert vmstat(r).get('oom_kill', 0) == 0
-        assert worst[0] > 0, 'zone %s at or below its min watermark (%s): free %d, min %d' % worst[1:]
+        # While memhog allocates, free may dip a little below min with no
+        # balloon at all: the allocator checks the watermark for one page,
+        # then refills a per-cpu list with many (measured: 14 pages below
+        # min once on 6.12); reclaimers (PF_MEMALLOC) and __GFP_HIGH
+        # allocations may go further. The balloon's allocations may not (no
+        # __GFP_HIGH, and the zone floor). Half of min is the line: below
+        # it even high-priority allocations start to fail.
+        assert worst[0] > 0, 'zone %s at or below half its min watermark (%s): free %d, min %d' % \
+            worst[1:]
         st = r.stats()
         assert st['current'] < full, 'the balloon gave nothing back: %s' % st
         assert r.host.locked_frames() == st['current']
