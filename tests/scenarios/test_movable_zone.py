@@ -138,8 +138,7 @@ def test_offline_movable_block_basic():
 
 
 def zones(text):
-    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed', 'batch'}}
-    (pages; batch: the largest per-cpu list refill)."""
+    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed'}} (pages)."""
     out, cur = {}, None
     for line in text.splitlines():
         m = re.match(r'Node \d+, zone\s+(\S+)', line)
@@ -149,9 +148,6 @@ def zones(text):
         m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
         if m and cur is not None and m.group(1) not in cur:
             cur[m.group(1)] = int(m.group(2))
-        m = re.match(r'\s+batch:\s+(\d+)$', line)
-        if m and cur is not None:
-            cur['batch'] = max(cur.get('batch', 0), int(m.group(1)))
     return out
 
 
