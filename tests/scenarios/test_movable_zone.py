@@ -177,10 +177,10 @@ def test_movablecore_pressure_keeps_normal_zones():
         lows = []
 
         def sample(what):
-            rc, out = r.cat('/proc/zoneinfo')
-            for n, v in kernel_zones(zones(out)).items():
+            kz = kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))
+            for n, v in kz.items():
                 lows.append((v['free'] - v['min'] // 2, n, what, v['free'], v['min']))
-            return kernel_zones(zones(out))
+            return kz
 
         # At rest the balloon leaves each kernel zone its high watermark
         # plus its share of the floor (vmb_zone_keep(); the floor is RAM/32
