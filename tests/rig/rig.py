@@ -386,21 +386,26 @@ class Rig:
         self.boot_seconds = time.monotonic() - t
         self.log('guest agent ready after %.1fs' % self.boot_seconds)
 
-    def _end_boot(self):
-        """Tear down a boot that did not come up, for another attempt."""
+    def _close_boot(self):
+        """Kill QEMU; close this boot's watchdog, host, agent and QEMU log.
+        The host object stays readable (summary, counts)."""
         self._kill_qemu()
         if self._watchdog:
             self._watchdog.cancel()
             self._watchdog = None
         if self.host:
             self.host.close()
-            self.host = None
         if self.agent:
             self.agent.close()
             self.agent = None
-        self.abuf = bytearray()
         if getattr(self, '_qlog', None):
             self._qlog.close()
+
+    def _end_boot(self):
+        """Tear down a boot that did not come up, for another attempt."""
+        self._close_boot()
+        self.host = None
+        self.abuf = bytearray()
 
     def _watchdog_fire(self):
         self._killed_by_watchdog = True
@@ -449,23 +454,15 @@ class Rig:
                     except subprocess.TimeoutExpired:
                         self.log('guest did not power off, killing qemu')
         finally:
-            self._kill_qemu()
-            if self._watchdog:
-                self._watchdog.cancel()
+            self._close_boot()
             if self.host:
-                self.host.close()
                 try:
                     self.host.write_summary(os.path.join(self.out_dir, 'summary.json'))
                 except Exception as e:
                     self.log('summary failed: %s' % e)
-            if self.agent:
-                self.agent.close()
-                self.agent = None
             if self.tmp:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
-            if getattr(self, '_qlog', None):
-                self._qlog.close()
             if self._killed_by_watchdog:
                 self.log('run was killed by the watchdog')
             if self._logf:
