@@ -138,12 +138,17 @@ def test_offline_movable_block_basic():
 
 
 def zones(text):
-    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed'}} (pages)."""
+    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed', 'pcp'}}
+    (pages; 'pcp' is the sum of the zone's per-cpu lists)."""
     out, cur = {}, None
     for line in text.splitlines():
         m = re.match(r'Node \d+, zone\s+(\S+)', line)
         if m:
-            cur = out.setdefault(m.group(1), {})
+            cur = out.setdefault(m.group(1), {'pcp': 0})
+            continue
+        m = re.match(r'\s+count:\s+(\d+)$', line)
+        if m and cur is not None:
+            cur['pcp'] += int(m.group(1))
             continue
         m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
         if m and cur is not None and m.group(1) not in cur:
@@ -166,6 +171,14 @@ def test_movablecore_pressure_keeps_normal_zones():
              host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
         assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
+        # Small per-cpu page lists (4 batches a zone): the allocator refills
+        # them from the zone's free pages without a watermark check, by
+        # hundreds of pages on kernels that grow them on demand (1,917
+        # pages of DMA32 on 7.3), so with their default size the zone's
+        # free count says more about their refills than about what the
+        # balloon left.
+        rc, out = r.sh('echo 100000 > /proc/sys/vm/percpu_pagelist_high_fraction')
+        assert rc == 0, out
         load(r, params='huge_pages=n')
         mem = r.meminfo()
         ram = mem['MemTotal'] // 4
@@ -187,12 +200,15 @@ def test_movablecore_pressure_keeps_normal_zones():
         # within 8-512 MiB). Without that, DMA32 was left at 391 free pages
         # on 6.12 (high 356), below its min on 7.3. Half the share is the
         # line: the guest allocates a little after the balloon stops.
+        # Pages on the zone's per-cpu lists count as free: the next
+        # allocation there takes them first.
         floor = min(max(ram // 32, 2048), 131072)
         for n, v in sample('full').items():
             share = floor * v['managed'] // ram
-            assert v['free'] >= v['high'] + share // 2, \
-                'the full balloon left zone %s %d free pages; it keeps %d (high %d + %d)' % (
-                    n, v['free'], v['high'] + share, v['high'], share)
+            assert v['free'] + v['pcp'] >= v['high'] + share // 2, \
+                'the full balloon left zone %s %d free pages (%d on per-cpu lists); ' \
+                'it keeps %d (high %d + %d)' % (
+                    n, v['free'] + v['pcp'], v['pcp'], v['high'] + share, v['high'], share)
         r.log('balloon %d pages; zones %s' % (full, kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))))
         need_mib = mem['MemTotal'] * 60 // 100 // 1024
         r.sh('(memhog %d 2 > /tmp/hog.log 2>&1; echo "rc $?" >> /tmp/hog.log) &' % need_mib)
