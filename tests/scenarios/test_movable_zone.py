@@ -138,8 +138,9 @@ def test_offline_movable_block_basic():
 
 
 def zones(text):
-    """/proc/zoneinfo -> {zone: {'free', 'min', 'low', 'high', 'managed', 'pcp'}}
-    (pages; 'pcp' is the sum of the zone's per-cpu lists)."""
+    """/proc/zoneinfo -> {zone: {'free', 'boost', 'min', 'low', 'high', 'managed',
+    'pcp'}} (pages; the watermarks include the boost; 'pcp' is the sum of the
+    zone's per-cpu lists)."""
     out, cur = {}, None
     for line in text.splitlines():
         m = re.match(r'Node \d+, zone\s+(\S+)', line)
@@ -150,7 +151,7 @@ def zones(text):
         if m and cur is not None:
             cur['pcp'] += int(m.group(1))
             continue
-        m = re.match(r'\s+(?:pages )?(free|min|low|high|managed)\s+(\d+)$', line)
+        m = re.match(r'\s+(?:pages )?(free|boost|min|low|high|managed)\s+(\d+)$', line)
         if m and cur is not None and m.group(1) not in cur:
             cur[m.group(1)] = int(m.group(2))
     return out
@@ -165,8 +166,8 @@ def test_movablecore_pressure_keeps_normal_zones():
     """movablecore=50%: half the RAM is ZONE_MOVABLE, where the balloon's
     movable pages go first. With the host asking for 90% and then a process
     taking 60% of RAM: no OOM kill; the zones kernel allocations need keep
-    their high watermark while the balloon is full, and half their min
-    watermark while the process allocates."""
+    their high watermark and their share of the floor while the balloon is
+    full, and stay above their min watermark while the process allocates."""
     with Rig(name='movablecore', mem_mb=256, append='movablecore=50%',
              host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
@@ -192,7 +193,11 @@ def test_movablecore_pressure_keeps_normal_zones():
         def sample(what):
             kz = kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))
             for n, v in kz.items():
-                lows.append((v['free'] - v['min'] // 2, n, what, v['free'], v['min']))
+                # The allocator's reserve starts at the unboosted min (a
+                # fallback into another pageblock type boosts every
+                # watermark, 512 pages of DMA32 seen on 6.12, to wake kswapd).
+                low = v['min'] - v['boost']
+                lows.append((v['free'] - low, n, what, v['free'], low))
             return kz
 
         # At rest the balloon leaves each kernel zone its high watermark
@@ -221,20 +226,17 @@ def test_movablecore_pressure_keeps_normal_zones():
         sample('after')
         rc, log = r.cat('/tmp/hog.log')
         worst = min(lows)
-        r.log('%d samples; lowest free-min/2 %d pages (%s, %s: free %d min %d)' % (
+        r.log('%d samples; lowest free-min %d pages (%s, %s: free %d min %d)' % (
             (len(lows),) + worst))
         assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, 'memhog: %s' % log
         kills = [line for line in r.dmesg().splitlines() if OOM_RE.search(line)]
         assert not kills, 'OOM kill:\n' + '\n'.join(kills[:10])
         assert vmstat(r).get('oom_kill', 0) == 0
-        # While memhog allocates, free may dip a little below min with no
-        # balloon at all: the allocator checks the watermark for one page,
-        # then refills a per-cpu list with many (measured: 14 pages below
-        # min once on 6.12); reclaimers (PF_MEMALLOC) and __GFP_HIGH
-        # allocations may go further. The balloon's allocations may not (no
-        # __GFP_HIGH, and the zone floor). Half of min is the line: below
-        # it even high-priority allocations start to fail.
-        assert worst[0] > 0, 'zone %s at or below half its min watermark (%s): free %d, min %d' % \
+        # With small per-cpu lists the zone's free count falls only by what
+        # an allocation that passed the watermark check takes, so it stays
+        # above min unless the allocator dips into its reserves (reclaimers,
+        # __GFP_HIGH), which it does only when the zone is drained.
+        assert worst[0] > 0, 'zone %s at or below its min watermark (%s): free %d, min %d' % \
             worst[1:]
         st = r.stats()
         assert st['current'] < full, 'the balloon gave nothing back: %s' % st
