@@ -208,7 +208,8 @@ void vmb_lock(struct vmb_balloon *b)
  * vmb_unlock() - the work item drops the balloon lock
  * @b: the balloon
  *
- * Keeps the longest stretch the work item held it (debugfs).
+ * Keeps the longest stretch the work item held it (debugfs) and traces
+ * each one (vmmemctl_lock_hold).
  */
 void vmb_unlock(struct vmb_balloon *b)
 {
@@ -217,6 +218,7 @@ void vmb_unlock(struct vmb_balloon *b)
 	if (held > b->lock_hold_max_ns)
 		WRITE_ONCE(b->lock_hold_max_ns, held);
 	mutex_unlock(&b->lock);
+	trace_vmmemctl_lock_hold(held);
 }
 
 static void vmb_new_period(struct vmb_balloon *b, unsigned long now)

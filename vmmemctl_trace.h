@@ -77,6 +77,19 @@ TRACE_EVENT(vmmemctl_pressure,
 );
 
 /*
+ * The work item let go of the balloon lock after holding it this long
+ * (guest time, ns): the stretches the shrinker and the OOM notifier may
+ * have waited behind.
+ */
+TRACE_EVENT(vmmemctl_lock_hold,
+	    TP_PROTO(u64 held_ns),
+	    TP_ARGS(held_ns),
+	    TP_STRUCT__entry(__field(u64, held_ns)),
+	    TP_fast_assign(__entry->held_ns = held_ns;),
+	    TP_printk("held_ns=%llu", __entry->held_ns)
+);
+
+/*
  * The inflate rate at a period's end, when the guest's state slowed it or
  * it changed: the budget (0: none), what slowed it this period (none,
  * reclaim, near_floor) and the signals over the period: pages reclaim

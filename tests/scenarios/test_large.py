@@ -13,13 +13,15 @@ TRACING = '/sys/kernel/tracing'
 # The deflate ceiling the driver had by default before issue 14, in 4 KiB
 # pages per one-second period (512 MiB/s; inflate had 256 MiB/s).
 OLD_DEFLATE_MAX = 131072
-# Longest the work item may hold the lock at a stretch, in guest time, under
-# TCG. Issue 14's goal is 10 ms a batch; a quiet run measures about 4 ms. But
-# the guest's clock is the host's: when the host deschedules QEMU's vCPU
-# thread (2 shared cores, load 5-6 while the test suites run side by side)
-# the guest sees a hold of 10-25 ms that no driver change can shorten. 50 ms
-# still catches what matters: allocating a batch under the lock (before issue
-# 14) held it for 1-3 s.
+# Issue 14's bound on how long the work item holds the lock for one batch,
+# in guest time. Every batch must meet it in the typical case (the median
+# of the holds that moved pages; a quiet run measures 2-4 ms under TCG).
+LOCK_HOLD_BATCH_US = 10000
+# The longest single hold: the guest's clock is the host's, so when the host
+# deschedules QEMU's vCPU thread (2 shared cores, other guests beside) the
+# guest sees a hold of 10-25 ms that no driver change can shorten. 50 ms
+# still catches what matters: allocating a batch under the lock (before
+# issue 14) held it for 1-3 s.
 LOCK_HOLD_MAX_US = 50000
 
 
@@ -44,9 +46,35 @@ def _moved_per_window(trace, event, window=1.0):
     return best, len(evs)
 
 
-def test_large_inflate_lock_hold():
-    """Inflate 70% of a 1 GiB guest and back: the work item never holds the
-    balloon lock for long (LOCK_HOLD_MAX_US, see there).
+def _batch_holds(trace, event):
+    """Lock holds (us) that moved pages: each `event` (logged under the lock
+    for one batch) and the vmmemctl_lock_hold that closes its stretch."""
+    holds, moved = [], False
+    for m in re.finditer(r': (%s|vmmemctl_lock_hold): (?:pages=\d+|held_ns=(\d+))' % event, trace):
+        if m.group(1) == event:
+            moved = True
+        elif moved:
+            holds.append(int(m.group(2)) // 1000)
+            moved = False
+    return sorted(holds)
+
+
+def _assert_holds(r, holds, what):
+    assert holds, 'no lock hold traced while %s' % what
+    median, longest = holds[len(holds) // 2], holds[-1]
+    r.log('%s: %d batches, lock held %d us median, %d us at the 90th percentile, %d us at most'
+          % (what, len(holds), median, holds[len(holds) * 9 // 10], longest))
+    assert median < LOCK_HOLD_BATCH_US * r.slowdown, \
+        'work item held the lock %d us a batch (median of %d) while %s' % (median, len(holds), what)
+    assert longest < LOCK_HOLD_MAX_US * r.slowdown, \
+        'work item held the lock %d us while %s' % (longest, what)
+
+
+def _lock_hold(name, params):
+    """Inflate 70% of a 1 GiB guest and back: the work item holds the
+    balloon lock for one batch at a time, briefly (LOCK_HOLD_BATCH_US a
+    batch, LOCK_HOLD_MAX_US at most, see there), as the vmmemctl_lock_hold
+    tracepoint and debugfs' maximum show.
 
     The time is guest time (ktime in the work item, around each stretch it
     holds the lock). Under TCG the guest's TSC keeps running while QEMU's
@@ -55,8 +83,7 @@ def test_large_inflate_lock_hold():
     lock is held across it. Allocation (the guest zeroes every page,
     init_on_alloc: seconds for 700 MiB under TCG) happens with the lock
     dropped and does not count. What is left per batch is the hypercall and
-    marking the pages offline: about 4 ms for 256 MiB of 2 MiB pages under
-    TCG, a fraction of that on hardware.
+    marking the pages offline.
     """
     k = kernels.current()
     if k.id.endswith('-debug'):
@@ -64,8 +91,11 @@ def test_large_inflate_lock_hold():
         # every step many times slower: a latency bound means nothing there.
         print('not applicable on %s: a timing bound on a debug kernel' % k.id)
         return
-    with boot('large_lock_hold', mem_mb=1024) as r:
-        load(r)
+    with boot(name, mem_mb=1024) as r:
+        load(r, params=params)
+        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
+            TRACING, TRACING))
+        assert rc == 0, out
         target = _target_70(r)
         t = time.monotonic()
         r.host.set_target(target)
@@ -73,18 +103,35 @@ def test_large_inflate_lock_hold():
         up = time.monotonic() - t
         st = r.stats()
         assert st['limited by'] == 'none', st['limited by']
-        hold_up = st['lock hold max (us)']
-        r.log('inflate of %d pages: %.1f s, longest lock hold %d us' % (target, up, hold_up))
-        assert 0 < hold_up < LOCK_HOLD_MAX_US * r.slowdown, \
-            'work item held the lock %d us while inflating' % hold_up
+        r.log('inflate of %d pages: %.1f s, longest lock hold %d us (debugfs)' % (
+            target, up, st['lock hold max (us)']))
         t = time.monotonic()
         r.host.set_target(0)
         wait_size(r, 0, timeout=300)
         down = time.monotonic() - t
-        hold = r.stats()['lock hold max (us)']
-        r.log('deflate: %.1f s, longest lock hold %d us' % (down, hold))
-        assert hold < LOCK_HOLD_MAX_US * r.slowdown, 'work item held the lock %d us while deflating' % hold
+        st = r.stats()
+        r.log('deflate: %.1f s, longest lock hold %d us (debugfs)' % (down, st['lock hold max (us)']))
+        rc, trace = r.sh('cat %s/trace' % TRACING, timeout=120)
+        assert rc == 0, trace[-500:]
+        up_holds = _batch_holds(trace, 'vmmemctl_inflate')
+        down_holds = _batch_holds(trace, 'vmmemctl_deflate')
+        _assert_holds(r, up_holds, 'inflating')
+        _assert_holds(r, down_holds, 'deflating')
+        # debugfs keeps the longest of every stretch, batches or not.
+        assert max(up_holds + down_holds) <= st['lock hold max (us)'] < LOCK_HOLD_MAX_US * r.slowdown, \
+            'debugfs lock hold max %d us, traced batches up to %d us' % (
+                st['lock hold max (us)'], max(up_holds + down_holds))
         finish(r)
+
+
+def test_large_inflate_lock_hold():
+    """2 MiB pages: 128 of them (256 MiB) a batch."""
+    _lock_hold('large_lock_hold', '')
+
+
+def test_large_inflate_lock_hold_4k():
+    """Batched 4 KiB pages: 512 a batch, about 340 batches each way."""
+    _lock_hold('large_lock_hold_4k', 'huge_pages=n')
 
 
 def test_large_inflate_not_rate_limited():

@@ -9,8 +9,8 @@ from common import (CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT_TARGET, ERROR_PPN_
                     assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
                     wait_size)
 from vmhost import CMD_NAMES
-from test_movable_zone import (MOVED_PAGES, dimm_guest, host_entries, inflate_into_dimm, memory_hotplug,
-                               offline)
+from test_movable_zone import (MOVED_PAGES, assert_memory_hotplug, dimm_guest, host_entries,
+                               inflate_into_dimm, offline)
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 ERROR_RESET = 7
@@ -228,8 +228,7 @@ def _refused(name, caps):
         return None
 
     with dimm_guest(name, caps, refuse=refuse) as r:
-        if not memory_hotplug(r):
-            return
+        assert_memory_hotplug(r)
         blk, inside = inflate_into_dimm(r, MOVED_PAGES)
         st0, vm0, e0 = r.stats(), vmstat(r), host_entries(r)
         # The balloon is at its target: the next lock is a migration's.
@@ -273,8 +272,7 @@ def _reset(name, caps, at):
     popped, a new session starts and the balloon inflates again. Offlining
     completes with a clean log."""
     with dimm_guest(name, caps) as r:
-        if not memory_hotplug(r):
-            return
+        assert_memory_hotplug(r)
         h = r.host
         state = {'armed': False, 'n': None, 'prev': None}
         hypercall = h._hypercall
