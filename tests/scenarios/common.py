@@ -61,6 +61,18 @@ def set_param(r, name, value):
     return rc
 
 
+def small_pcp_lists(r):
+    """Shrink the guest's per-cpu page lists to 4 batches a zone.
+
+    The allocator refills them a batch at a time from a zone's free pages
+    with no watermark check, and since 6.7 they grow on demand, to
+    thousands of pages: what sits there counts neither as the zone's free
+    pages nor as free blocks of the buddy allocator. Tests that read
+    either shrink them first."""
+    rc, out = r.sh('echo 100000 > /proc/sys/vm/percpu_pagelist_high_fraction')
+    assert rc == 0, out
+
+
 def vmstat(r):
     rc, out = r.sh('cat /proc/vmstat')
     return {k: int(v) for k, v in (line.split() for line in out.splitlines())}

@@ -6,8 +6,8 @@ import os
 import time
 
 from common import (CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT_TARGET, ERROR_PPN_PINNED, Rig, HostConfig, assert_accounting,
-                    assert_guest_clean, assert_host_clean, boot, finish, host_count, load, vmstat,
-                    wait_size)
+                    assert_guest_clean, assert_host_clean, boot, finish, host_count, load, small_pcp_lists,
+                    vmstat, wait_size)
 from vmhost import CMD_NAMES
 from test_movable_zone import (MOVED_PAGES, assert_memory_hotplug, dimm_guest, host_entries,
                                inflate_into_dimm, offline)
@@ -25,13 +25,11 @@ def fragment(r, balloon_pages):
     # Only the compactions the test asks for: no background proactive one;
     # 4 KiB pages for the hog, with no khugepaged collapsing them behind
     # its back (a layout that depends less on timing); and small per-cpu
-    # page lists (4 batches a zone). With their default size, pages parked
-    # on those lists (which grow on demand since 6.7, to thousands of
-    # pages) are outside the buddy allocator, where no 2 MiB block can
-    # form around them: on 7.3 either driver's guest then had 61-135 free
+    # page lists: with their default size, no 2 MiB block forms around the
+    # pages parked there, and on 7.3 either driver's guest had 61-135 free
     # huge pages from one boot to the next; with small lists 134-135.
-    r.sh('echo 100000 > /proc/sys/vm/percpu_pagelist_high_fraction; '
-         'echo 0 > /proc/sys/vm/compaction_proactiveness; '
+    small_pcp_lists(r)
+    r.sh('echo 0 > /proc/sys/vm/compaction_proactiveness; '
          'echo never > /sys/kernel/mm/transparent_hugepage/enabled; '
          'echo never > /sys/kernel/mm/transparent_hugepage/defrag')
     free_mib = r.meminfo()['MemFree'] // 1024

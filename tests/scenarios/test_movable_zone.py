@@ -10,7 +10,7 @@ import time
 import kernels
 
 from common import (CAP_BASIC, CAP_BATCHED, OOM_RE, Rig, HostConfig, assert_accounting,
-                    finish, host_count, load, vmstat, wait_size)
+                    finish, host_count, load, small_pcp_lists, vmstat, wait_size)
 
 CAPS_4K = CAP_BASIC | CAP_BATCHED
 MEMDIR = '/sys/devices/system/memory'
@@ -166,14 +166,10 @@ def test_movablecore_pressure_keeps_normal_zones():
              host=HostConfig(caps=CAPS_4K), ko=os.environ.get('VMMEMCTL_KO') or None) as r:
         z = zones(r.cat('/proc/zoneinfo')[1])
         assert z.get('Movable', {}).get('managed', 0) > 0, 'no ZONE_MOVABLE: %s' % z
-        # Small per-cpu page lists (4 batches a zone): the allocator refills
-        # them from the zone's free pages without a watermark check, by
-        # hundreds of pages on kernels that grow them on demand (1,917
-        # pages of DMA32 on 7.3), so with their default size the zone's
-        # free count says more about their refills than about what the
-        # balloon left.
-        rc, out = r.sh('echo 100000 > /proc/sys/vm/percpu_pagelist_high_fraction')
-        assert rc == 0, out
+        # With per-cpu lists of their default size (DMA32 up to 1,917 pages
+        # on 7.3) the zone's free count says more about their refills than
+        # about what the balloon left.
+        small_pcp_lists(r)
         load(r, params='huge_pages=n')
         mem = r.meminfo()
         ram = mem['MemTotal'] // 4
