@@ -34,6 +34,7 @@ sys.path.insert(1, os.path.join(REPO, 'tests', 'scenarios'))
 
 from rig import Rig, HostConfig, RigError  # noqa: E402
 import kernels  # noqa: E402
+from test_large import TRACING, batch_holds  # noqa: E402
 from test_migration import FRAG_BALLOON, fragmentation  # noqa: E402
 
 OUT = os.path.join(REPO, 'tests', 'out', 'bench')
@@ -278,6 +279,12 @@ def run_large(driver, label, caps, mem_mb, pct, i):
         r.bench_uptime = r.guest_clock()[1]
         calib = calibrate(r)
         res['calib_s'], res['calib_cpu_s'], res['idle_cpu_per_s'] = calib
+        if driver == 'vmmemctl':
+            # each batch's lock hold (vmmemctl_lock_hold after the batch's event)
+            rc, out = r.sh('echo 8192 > %s/buffer_size_kb && echo 1 > %s/events/vmmemctl/enable '
+                           '&& echo > %s/trace' % (TRACING, TRACING, TRACING))
+            if rc:
+                raise RigError('tracing: %s' % out)
         time.sleep(1)
         res['inflate'] = phase(r, pages, calib, timeout=900)
         st = r.stats()
@@ -289,6 +296,15 @@ def run_large(driver, label, caps, mem_mb, pct, i):
         time.sleep(1)
         res['deflate'] = phase(r, 0, calib, timeout=900)
         r.wait_for(lambda: r.stats().get('current') == 0, timeout=60, what='guest at 0')
+        if driver == 'vmmemctl':
+            rc, trace = r.sh('cat %s/trace' % TRACING, timeout=300)
+            if rc:
+                raise RigError('trace: %s' % trace[-300:])
+            for ph, event in (('inflate', 'vmmemctl_inflate'), ('deflate', 'vmmemctl_deflate')):
+                holds = batch_holds(trace, event)
+                if holds:
+                    res[ph]['hold_median_ms'] = holds[len(holds) // 2] / 1000.0
+                    res[ph]['hold_max_ms'] = holds[-1] / 1000.0
         s = r.host.summary()
         res['granted_caps'] = s['granted_caps']
         res['counts'] = s['counts']
@@ -461,6 +477,10 @@ def figures(results):
             for ph in ('inflate', 'deflate'):
                 rows.append(('large: hypercalls per GiB %sd, %s' % (ph, what),
                              vals(mode, lambda x, ph=ph: x[ph]['cmds'] * GIB_PAGES / x['pages'])))
+            for ph in ('inflate', 'deflate'):
+                for stat in ('median', 'max'):
+                    rows.append(('large: lock hold ms a batch, %s, %sd, %s (vmmemctl only)' % (
+                        stat, ph, what), vals(mode, lambda x, ph=ph, k='hold_%s_ms' % stat: x[ph].get(k))))
             # measured in every guest of this size and mode before its driver
             # loaded: the columns are the guests, not the drivers
             rows.append(('large: touch limit s, a process touching as much, %s' % what,

@@ -46,7 +46,7 @@ def _moved_per_window(trace, event, window=1.0):
     return best, len(evs)
 
 
-def _batch_holds(trace, event):
+def batch_holds(trace, event):
     """Lock holds (us) that moved pages: each `event` (logged under the lock
     for one batch) and the vmmemctl_lock_hold that closes its stretch."""
     holds, moved = [], False
@@ -113,8 +113,8 @@ def _lock_hold(name, params):
         r.log('deflate: %.1f s, longest lock hold %d us (debugfs)' % (down, st['lock hold max (us)']))
         rc, trace = r.sh('cat %s/trace' % TRACING, timeout=120)
         assert rc == 0, trace[-500:]
-        up_holds = _batch_holds(trace, 'vmmemctl_inflate')
-        down_holds = _batch_holds(trace, 'vmmemctl_deflate')
+        up_holds = batch_holds(trace, 'vmmemctl_inflate')
+        down_holds = batch_holds(trace, 'vmmemctl_deflate')
         _assert_holds(r, up_holds, 'inflating')
         _assert_holds(r, down_holds, 'deflating')
         # debugfs keeps the longest of every stretch, batches or not.
