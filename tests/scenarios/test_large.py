@@ -15,7 +15,7 @@ TRACING = '/sys/kernel/tracing'
 OLD_DEFLATE_MAX = 131072
 # Issue 14's bound on how long the work item holds the lock for one batch,
 # in guest time. Every batch must meet it in the typical case (the median
-# of the holds that moved pages; a quiet run measures 2-4 ms under TCG).
+# of the holds that moved pages; a quiet run measures 0.5-3 ms under TCG).
 LOCK_HOLD_BATCH_US = 10000
 # The longest single hold: the guest's clock is the host's, so when the host
 # deschedules QEMU's vCPU thread (2 shared cores, other guests beside) the
