@@ -246,10 +246,21 @@ def test_faults_slab_at_load():
                 assert out2.strip().endswith('1'), 'failed insmod (%d%%) left the module behind: %s' % (p, out)
                 assert r.host.locked_frames() == 0
                 continue
-            r.wait_for(lambda: r.stats().get('is resetting') == 'n', timeout=60, what='session started')
-            r.host.set_target(1024)
-            wait_size(r, 1024, timeout=120)
-            assert_accounting(_norm(r.stats()))
+            if r.sh('test -e %s' % DEBUGFS)[0] == 0:
+                r.wait_for(lambda: r.stats().get('is resetting') == 'n', timeout=60,
+                           what='session started')
+                r.host.set_target(1024)
+                wait_size(r, 1024, timeout=120)
+                assert_accounting(_norm(r.stats()))
+            else:
+                # debugfs is best effort and its dentry allocation failed
+                # ("debugfs: out of free dentries"): the sysfs size and the
+                # host's locked set say the balloon works all the same.
+                r.log('loaded at %d%% without its debugfs file' % p)
+                r.host.set_target(1024)
+                r.wait_for(lambda: r.host.locked_frames() == 1024 and
+                           r.cat('/sys/kernel/vmmemctl/size')[1].strip() == '1024',
+                           timeout=120, what='1024 pages in the balloon (sysfs and host)')
             rc, out = r.unload()
             assert rc == 0, 'rmmod failed: %s' % out
             assert r.host.locked_frames() == 0, 'host still holds %d frames' % r.host.locked_frames()
