@@ -34,7 +34,8 @@ sys.path.insert(1, os.path.join(REPO, 'tests', 'scenarios'))
 
 from rig import Rig, HostConfig, RigError  # noqa: E402
 import kernels  # noqa: E402
-from test_large import TRACING, batch_holds  # noqa: E402
+from common import TRACING, trace_vmmemctl  # noqa: E402
+from test_large import batch_holds  # noqa: E402
 from test_migration import FRAG_BALLOON, fragmentation  # noqa: E402
 
 OUT = os.path.join(REPO, 'tests', 'out', 'bench')
@@ -281,10 +282,7 @@ def run_large(driver, label, caps, mem_mb, pct, i):
         res['calib_s'], res['calib_cpu_s'], res['idle_cpu_per_s'] = calib
         if driver == 'vmmemctl':
             # each batch's lock hold (vmmemctl_lock_hold after the batch's event)
-            rc, out = r.sh('echo 8192 > %s/buffer_size_kb && echo 1 > %s/events/vmmemctl/enable '
-                           '&& echo > %s/trace' % (TRACING, TRACING, TRACING))
-            if rc:
-                raise RigError('tracing: %s' % out)
+            trace_vmmemctl(r, buffer_kb=8192)
         time.sleep(1)
         res['inflate'] = phase(r, pages, calib, timeout=900)
         st = r.stats()

@@ -61,6 +61,18 @@ def set_param(r, name, value):
     return rc
 
 
+TRACING = '/sys/kernel/tracing'
+
+
+def trace_vmmemctl(r, buffer_kb=None):
+    """Enable every vmmemctl tracepoint on an empty trace (`buffer_kb` per
+    CPU when given, for long runs); read it back from TRACING/trace."""
+    size = 'echo %d > %s/buffer_size_kb && ' % (buffer_kb, TRACING) if buffer_kb else ''
+    rc, out = r.sh('%secho 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
+        size, TRACING, TRACING))
+    assert rc == 0, out
+
+
 def small_pcp_lists(r):
     """Shrink the guest's per-cpu page lists to 4 batches a zone.
 

@@ -7,9 +7,8 @@ import time
 
 import kernels
 
-from common import assert_accounting, boot, finish, load, param, wait_size
+from common import TRACING, assert_accounting, boot, finish, load, param, trace_vmmemctl, wait_size
 
-TRACING = '/sys/kernel/tracing'
 # The deflate ceiling the driver had by default before issue 14, in 4 KiB
 # pages per one-second period (512 MiB/s; inflate had 256 MiB/s).
 OLD_DEFLATE_MAX = 131072
@@ -93,9 +92,7 @@ def _lock_hold(name, params):
         return
     with boot(name, mem_mb=1024) as r:
         load(r, params=params)
-        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
-            TRACING, TRACING))
-        assert rc == 0, out
+        trace_vmmemctl(r)
         target = _target_70(r)
         t = time.monotonic()
         r.host.set_target(target)
@@ -143,9 +140,7 @@ def test_large_inflate_not_rate_limited():
         load(r)
         for name in ('inflate_rate_max', 'deflate_rate_max'):
             assert param(r, name) == '0', '%s defaults to %s' % (name, param(r, name))
-        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
-            TRACING, TRACING))
-        assert rc == 0, out
+        trace_vmmemctl(r)
         target = _target_70(r)
         r.host.set_target(target)
         r.wait_for(lambda: r.stats()['current'] > 0, timeout=60, what='inflating')

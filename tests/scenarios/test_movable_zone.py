@@ -186,8 +186,8 @@ def test_movablecore_pressure_keeps_normal_zones():
                 # The allocator's reserve starts at the unboosted min (a
                 # fallback into another pageblock type boosts every
                 # watermark, 512 pages of DMA32 seen on 6.12, to wake kswapd).
-                low = v['min'] - v['boost']
-                lows.append((v['free'] - low, n, what, v['free'], low))
+                reserve = v['min'] - v['boost']
+                lows.append((v['free'] - reserve, n, what, v['free'], reserve))
             return kz
 
         # At rest the balloon leaves each kernel zone its high watermark

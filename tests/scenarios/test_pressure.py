@@ -5,10 +5,9 @@ import os
 import re
 import time
 
-from common import assert_accounting, assert_guest_clean, assert_host_clean, boot, finish, \
-    load, set_param, OOM_RE
+from common import TRACING, assert_accounting, assert_guest_clean, assert_host_clean, boot, finish, \
+    load, set_param, trace_vmmemctl, OOM_RE
 
-TRACING = '/sys/kernel/tracing'
 
 
 def fill_to_floor(r, mem):
@@ -191,9 +190,7 @@ def test_pressure_inflation_yields_to_workload():
     with boot('pressure_yield', mem_mb=512) as r:
         load(r)
         ram = r.meminfo()['MemTotal'] // 4
-        rc, out = r.sh('echo 1 > %s/events/vmmemctl/enable && echo > %s/trace' % (
-            TRACING, TRACING))
-        assert rc == 0, out
+        trace_vmmemctl(r)
         rc, out = r.sh("cat > /tmp/wl.sh <<'EOF'\n%sEOF\n"
                        "sh /tmp/wl.sh > /tmp/wl.log 2>&1 &" % WORKLOAD)
         assert rc == 0, out
