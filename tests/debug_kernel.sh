@@ -148,6 +148,10 @@ for d in "$DKC"/*/; do
 done
 KVER=$(cat "$B/kver")
 L="$B/linux"
+# The fragment turns preemption off to leave Tasks RCU out (its boot-time
+# self-test hangs; see debug_kernel.config): say so if that stops working.
+! grep -qx 'CONFIG_TASKS_RCU=y' "$L/.config" ||
+    die "CONFIG_TASKS_RCU is set in $L/.config: its boot self-test hangs under TCG"
 for f in arch/x86/boot/bzImage vmlinux drivers/misc/vmw_balloon.ko drivers/misc/vmw_vmci/vmw_vmci.ko; do
     [ -s "$L/$f" ] || die "$L/$f missing: remove $B and run again"
 done

@@ -130,16 +130,22 @@ def assert_guest_clean(r, allow_oom=False):
 UNLOADED_CODE_RE = re.compile(r'(?:^|\] )\s*0xffffffff[0-9a-f]{8}\s*$', re.M)
 
 # After rmmod, on kernels that have them (the debug kernel): kmemleak scanned
-# twice (an object is reported only when older than 5 s and unreferenced in a
-# scan that found its contents unchanged since the scan before: the first scan
-# only takes the checksum) and page_owner's pages still allocated, not slab,
+# twice (an object is reported only when unreferenced in a scan that found its
+# contents unchanged since the scan before: the first scan only takes the
+# checksum; and only when it was older than 5 s when that second scan began:
+# the script waits for that only if the first scan took less than 6 s, as it
+# never does under TCG) and page_owner's pages still allocated, not slab,
 # whose allocation backtrace has an entry in code no longer loaded. Costs
-# 30-90 s under TCG (each scan and the page_owner read 10-30 s).
+# 25-80 s under TCG (each scan and the page_owner read 10-30 s).
 LEAK_SCRIPT = r"""
 KL=/sys/kernel/debug/kmemleak
 if [ -w $KL ]; then
-    sleep 6
-    echo scan > $KL; sleep 1; echo scan > $KL
+    read t0 _ < /proc/uptime
+    echo scan > $KL
+    read t1 _ < /proc/uptime
+    w=$(( ${t0%.*} + 7 - ${t1%.*} ))
+    [ $w -le 0 ] || sleep $w
+    echo scan > $KL
     echo @@KMEMLEAK; cat $KL
 fi
 PO=/sys/kernel/debug/page_owner
