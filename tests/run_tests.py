@@ -9,14 +9,15 @@ every kernel of the matrix (tests/setup.sh prepares it).
     python3 tests/run_tests.py --repeat 20 -k pressure_two   # each test 20 times
     python3 tests/run_tests.py -l              # list
 
-    python3 tests/run_tests.py --debug-kernel 6.1-debug   # + every test on the debug kernel
+    python3 tests/run_tests.py --debug-tier 6.1-debug   # + the debug tier
 
 The environment may say the same: KERNELS, TESTS (space-separated -k),
 REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
-`make check` adds the debug kernel (tests/debug_kernel.sh) when no KERNELS
-are named. JOBS worker processes (default: one more than the CPUs, at least
-2) run the guest tests side by side, pulling them from one queue; their full
-output is in tests/out/worker-<n>.log.
+The debug tier: the tests DEBUG_TIER names also run on the debug kernel
+(tests/debug_kernel.sh); `make check` adds it when no KERNELS are named.
+JOBS worker processes (default 2) run the guest tests side by side, pulling
+them from one queue, kernels interleaved; their full output is in
+tests/out/worker-<n>.log.
 
 Tests are the test_* functions of tests/static_checks.py, tests/rig/ and
 tests/scenarios/*.py. Every test runs once per kernel, named
@@ -92,44 +93,40 @@ def collect():
     return [(n, fn) for _, n, fn in tests]
 
 
+# The debug tier of `make check`: these also run on the debug kernel (KASAN,
+# lockdep, kmemleak, fault injection). Each costs a few minutes there (a slow
+# boot, and the leak check after rmmod), so they are few, chosen to cover the
+# paths that free pages and take the balloon lock under failure: page and
+# slab allocation faults with host RESET/BUSY/refusals, unload with a full
+# balloon, 2 MiB batches reset before an unload, unload while compaction
+# migrates ballooned pages. `make check-debug` runs every kernel test there.
+DEBUG_TIER = (
+    'test_faults::',
+    'test_balloon::test_rmmod_with_full_balloon',
+    'test_protocol::test_reset_inside_2m_batches_and_rmmod',
+    'test_migration::test_rmmod_while_compaction_loops',
+)
+
+
+def in_debug_tier(name):
+    return any(name == t or (t.endswith('::') and name.startswith(t)) for t in DEBUG_TIER)
+
+
 def per_kernel(fn):
     return getattr(fn, 'per_kernel', True)
 
 
-def plan(tests, matrix, repeat):
+def plan(tests, matrix, repeat, debug_tier=()):
     """[(kernel or None, display name, fn)]: kernel-independent tests first,
-    then every kernel's tests in turn."""
+    then every kernel's tests in turn, then the debug tier's: on each kernel
+    of `debug_tier`, the tests DEBUG_TIER names."""
     out = [(None, n, fn) for n, fn in tests if not per_kernel(fn)]
     for k in matrix:
         out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests if per_kernel(fn)]
+    for k in debug_tier:
+        out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests
+                if per_kernel(fn) and in_debug_tier(n)]
     return [t for t in out for _ in range(repeat)]
-
-
-# Tests of this order or later take minutes (several guests, or a long run):
-# the queue starts them first, so that none of them is left running alone
-# at the end.
-LONG_ORDER = 80
-
-
-def queue_order(runs):
-    """The order in which the workers take the kernels' tests: the kernels
-    interleaved, each kernel's long tests first, and a slow kernel (the
-    debug kernel: `slowdown`) taken that many times as often, so that its
-    tests, each several times as long, do not all come last."""
-    per_k, weight = {}, {}
-    for k, name, fn in runs:
-        lst = per_k.setdefault(k.id, [])
-        if name not in (n for n, _ in lst):
-            lst.append((name, getattr(fn, 'order', 50) >= LONG_ORDER))
-        weight[k.id] = max(1, int(round(k.slowdown)))
-    for kid in per_k:
-        per_k[kid] = [n for n, _ in sorted(per_k[kid], key=lambda e: not e[1])]
-    order = []
-    while any(per_k.values()):
-        for kid, lst in per_k.items():
-            order += lst[:weight[kid]]
-            del lst[:weight[kid]]
-    return order
 
 
 RIG_LINE = re.compile(r'^\[[\w.-]+ \+\s*[\d.]+s\] ')   # the rig's own log lines
@@ -193,7 +190,19 @@ def run_parallel(runs, args, jobs, results):
     tests/out/worker-<n>.log."""
     d = os.path.join(kernels.REPO, 'tests', 'out')
     os.makedirs(d, exist_ok=True)
-    order = queue_order(runs)
+    names = []
+    for t in runs:
+        if t[1] not in names:
+            names.append(t[1])
+    # Interleave the kernels, so that each is tested all along.
+    per_k = {}
+    for n in names:
+        per_k.setdefault(n.split(']')[0], []).append(n)
+    order = []
+    while any(per_k.values()):
+        for lst in per_k.values():
+            if lst:
+                order.append(lst.pop(0))
     queue = os.path.join(d, 'queue-%d.txt' % os.getpid())   # runs may overlap
     with open(queue, 'w') as f:
         f.write(''.join(n + '\n' for n in order))
@@ -214,7 +223,7 @@ def _start_and_relay(d, queue, args, jobs, active, results):
                 os.remove(f)
         cmd = [sys.executable, os.path.abspath(__file__), '--kernels', args.kernels or '',
                '--kernel-tests-only', '--worker', res, '--queue', queue, '--repeat', str(args.repeat),
-               '--debug-kernel', args.debug_kernel]
+               '--debug-tier', args.debug_tier]
         for sub in args.k:
             cmd += ['-k', sub]
         with open(log, 'w') as f:
@@ -259,11 +268,11 @@ def main():
                     help="kernels of the matrix to run on: '6.1', '6.12,7', ... (default: all)")
     ap.add_argument('--repeat', type=int, default=int(os.environ.get('REPEAT') or 1),
                     help='run each selected test N times')
-    ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or max(2, (os.cpu_count() or 1) + 1)),
-                    help='tests run side by side (default: one more than the CPUs, at least 2)')
-    ap.add_argument('--debug-kernel', default='', metavar='KERNEL',
-                    help='also run every kernel test on this (debug) kernel')
-    ap.add_argument('--debug-kernel-failed', metavar='WHY',
+    ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or min(2, os.cpu_count() or 1)),
+                    help='tests run side by side (default: 2 on 2 or more CPUs)')
+    ap.add_argument('--debug-tier', default='', metavar='KERNEL',
+                    help='also run the tests DEBUG_TIER names on this (debug) kernel')
+    ap.add_argument('--debug-tier-failed', metavar='WHY',
                     help='the debug kernel could not be prepared: one failure, with WHY')
     ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--worker', metavar='RESULTS', help=argparse.SUPPRESS)
@@ -274,12 +283,12 @@ def main():
 
     try:
         matrix = kernels.select(args.kernels)
-        debug = kernels.select(args.debug_kernel) if args.debug_kernel else []
+        debug_tier = kernels.select(args.debug_tier) if args.debug_tier else []
     except kernels.KernelError as e:
         print('run_tests: %s' % e)
         print('0 passed, 1 failed')
         return 1
-    runs = [t for t in plan(collect(), matrix + debug, max(1, args.repeat))
+    runs = [t for t in plan(collect(), matrix, max(1, args.repeat), debug_tier)
             if not args.k or any(k in t[1] for k in args.k)]
     # Quarantined tests (known to fail in the full run, with the reason)
     # run only when asked for: QUARANTINE=1. They are listed at the end.
@@ -295,8 +304,8 @@ def main():
         return 0
 
     results = {'passed': [], 'failed': [], 'per': {}}
-    if args.debug_kernel_failed:
-        results['failed'].append('debug kernel: %s' % args.debug_kernel_failed)
+    if args.debug_tier_failed:
+        results['failed'].append('debug tier: %s' % args.debug_tier_failed)
     if args.worker:
         if args.queue:
             run_queue(runs, args.queue, results)
@@ -307,10 +316,10 @@ def main():
         return 1 if results['failed'] else 0
 
     print('kernels: %s' % ', '.join('%s (%s)' % (k.id, k.kver) for k in matrix))
-    if debug:
-        print('debug kernel: %s (%s): %d tests' % (
-            ', '.join(k.id for k in debug), ', '.join(k.kver for k in debug),
-            sum(1 for t in runs if t[0] in debug)))
+    if debug_tier:
+        print('debug tier: %s (%s): %d tests' % (
+            ', '.join(k.id for k in debug_tier), ', '.join(k.kver for k in debug_tier),
+            sum(1 for t in runs if t[0] in debug_tier)))
     print('QEMU: %s (%s)' % (kernels.qemu_version(), kernels.qemu()), flush=True)
     t_all = time.monotonic()
     run_inline([t for t in runs if t[0] is None], results)

@@ -278,9 +278,9 @@ class Rig:
         self.console_path = os.path.join(self.out_dir, 'console.log')
         # A boot that never gets the agent up has not run a line of the
         # module (it is loaded later, by a command): boot again. Seen on the
-        # debug kernel, about one boot in 20 under load: it sits idle in
-        # the Tasks-RCU boot self-test (synchronize_rcu_tasks(), before
-        # the first initcall), read from its log buffer through the stub.
+        # debug kernel while it still had Tasks RCU, about one boot in 20
+        # under load: idle for ever in its boot self-test (synchronize_rcu_tasks(),
+        # before the first initcall); tests/debug_kernel.config leaves it out.
         for attempt in range(1, BOOT_ATTEMPTS + 1):
             try:
                 self._boot(initrd_path, vmlinuz)
