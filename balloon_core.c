@@ -144,8 +144,11 @@ static bool vmb_renegotiate(struct vmb_balloon *b)
 
 /* ---- The goal ---------------------------------------------------------- */
 
-/* Bound the host's target by what the guest can and may give. */
-static void vmb_update_goal(struct vmb_balloon *b)
+/*
+ * Bound the host's target by what the guest can and may give.
+ * Return: why the goal is below the host's target (VMB_LIMIT_NONE if not).
+ */
+static enum vmb_limit vmb_update_goal(struct vmb_balloon *b)
 {
 	unsigned long ram = totalram_pages();
 	unsigned long size = vmb_balloon_size(b);
@@ -190,6 +193,7 @@ static void vmb_update_goal(struct vmb_balloon *b)
 
 	WRITE_ONCE(b->goal, goal);
 	WRITE_ONCE(b->limited_by, limit);
+	return limit;
 }
 
 /* ---- The work item ---------------------------------------------------- */
@@ -358,6 +362,7 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 {
 	unsigned long now = jiffies, size, moved = 0;
 	struct vmb_host *h = &b->host;
+	enum vmb_limit limit;
 
 	b->timer_runs++;
 	/* Expire a hold-off even while nothing moves (see vmb_holding_off()). */
@@ -381,12 +386,21 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 	if (h->reset_required || b->period_failed)
 		goto wait;
 
-	vmb_update_goal(b);
+	limit = vmb_update_goal(b);
 	size = vmb_balloon_size(b);
 	if (size < b->goal)
 		moved = vmb_inflate(b, b->goal - size);
 	else if (size > b->goal)
 		moved = vmb_deflate(b, size - b->goal);
+	/*
+	 * A slowed inflate that reached the goal is no longer held back by
+	 * the slowdown: show the goal's own reason now, not at the next
+	 * period's goal update.
+	 */
+	if (b->inflate_slowed != VMB_LIMIT_NONE &&
+	    READ_ONCE(b->limited_by) == b->inflate_slowed &&
+	    vmb_balloon_size(b) == b->goal)
+		WRITE_ONCE(b->limited_by, limit);
 
 	if (moved && !b->period_failed && vmb_balloon_size(b) != b->goal)
 		return 0;

@@ -139,4 +139,27 @@ static inline unsigned long vmb_reclaim_stalls(void)
 	return sum;
 }
 
+/*
+ * Pages the page allocator handed out less those freed back to it
+ * (pgalloc_* - pgfree, one event per zone type as above), as a cumulative
+ * count whose differences matter. Unlike free memory, it does not move
+ * when freed pages park on the per-cpu lists, which since 6.7 grow on
+ * demand to tens of MiB. Return: false without vm event counters.
+ */
+static inline bool vmb_pages_handed_out(unsigned long *pages)
+{
+#ifdef VMB_HAVE_VM_EVENT_STATES
+	unsigned long sum = 0;
+	int zid;
+
+	for (zid = 0; zid <= ZONE_MOVABLE; zid++)
+		sum += vmb_sum_vm_event(PGALLOC_NORMAL - ZONE_NORMAL + zid);
+	*pages = sum - vmb_sum_vm_event(PGFREE);
+	return true;
+#else
+	*pages = 0;
+	return false;
+#endif
+}
+
 #endif /* VMMEMCTL_COMPAT_H */

@@ -199,6 +199,8 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 	unsigned long scanned = vmb_reclaim_scanned();
 	unsigned long stalls = vmb_reclaim_stalls();
 	unsigned long avail = max_t(long, si_mem_available(), 0);
+	unsigned long handed_out;
+	bool counted = vmb_pages_handed_out(&handed_out);
 	unsigned long size = vmb_balloon_size(b) + vmb_refused_frames(b);
 	unsigned long floor = vmb_floor_pages(totalram_pages());
 	unsigned long elapsed = max(now - s->when, 1UL), room;
@@ -206,7 +208,16 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 	long guest = (long)(s->avail - avail) - growth;
 	bool first = !s->when;
 
-	/* Available memory that went down and not into the balloon: the guest's. */
+	/*
+	 * Available memory that went down and not into the balloon: the
+	 * guest's. Pages freed to the per-cpu lists are not available, so
+	 * that alone would count a deflating balloon's pages as the guest's;
+	 * the allocator's own counts, which include page cache the guest can
+	 * drop, bound it from the other side. Without vm events (no count)
+	 * available memory decides alone.
+	 */
+	if (counted)
+		guest = min(guest, (long)(handed_out - s->handed_out) - growth);
 	s->d_scanned = first ? 0 : scanned - s->scanned;
 	s->d_stalls = first ? 0 : stalls - s->stalls;
 	s->guest_alloc = first || guest < 0 ? 0 : guest;
@@ -215,6 +226,7 @@ enum vmb_limit vmb_guest_signals(struct vmb_balloon *b, unsigned long now)
 	s->scanned = scanned;
 	s->stalls = stalls;
 	s->avail = avail;
+	s->handed_out = handed_out;
 	s->size = size;
 
 	room = avail > floor ? avail - floor : 0;

@@ -124,11 +124,14 @@ enum vmb_limit {
  * @scanned: pages reclaim had scanned (pgscan_kswapd + pgscan_direct)
  * @stalls: allocations that had entered direct reclaim (allocstall_*)
  * @avail: available memory (MemAvailable), 4 KiB pages
+ * @handed_out: pages the allocator handed out less those freed
+ *              (vmb_pages_handed_out())
  * @size: frames the balloon holds: ballooned and refused
  * @d_scanned: growth of @scanned over the last period
  * @d_stalls: growth of @stalls over the last period
- * @guest_alloc: available memory the guest itself (not the balloon) took
- *               over the last period, frames
+ * @guest_alloc: memory the guest itself (not the balloon) took over the
+ *               last period, frames: the lesser of what available memory
+ *               and what the allocator's counts say
  * @grew: frames @size grew by over the last period
  * @quiet: periods in a row without a signal
  *
@@ -139,6 +142,7 @@ struct vmb_signals {
 	unsigned long scanned;
 	unsigned long stalls;
 	unsigned long avail;
+	unsigned long handed_out;
 	unsigned long size;
 	unsigned long d_scanned;
 	unsigned long d_stalls;
@@ -192,7 +196,9 @@ struct vmb_page_stats {
  *               without the lock (sysfs)
  * @goal: the bounded target the balloon is moving to; read without the
  *        lock (sysfs)
- * @limited_by: why @goal is below @host_target; read without the lock
+ * @limited_by: why @goal is below @host_target or, while the balloon is
+ *               below @goal, why inflation is slowed (@inflate_slowed);
+ *               read without the lock
  * @inflate: inflate rate
  * @deflate: deflate rate
  * @period_end: jiffies at which the current one-second period ends
