@@ -144,11 +144,8 @@ static bool vmb_renegotiate(struct vmb_balloon *b)
 
 /* ---- The goal ---------------------------------------------------------- */
 
-/*
- * Bound the host's target by what the guest can and may give.
- * Return: why the goal is below the host's target (VMB_LIMIT_NONE if not).
- */
-static enum vmb_limit vmb_update_goal(struct vmb_balloon *b)
+/* Bound the host's target by what the guest can and may give. */
+static void vmb_update_goal(struct vmb_balloon *b)
 {
 	unsigned long ram = totalram_pages();
 	unsigned long size = vmb_balloon_size(b);
@@ -193,7 +190,6 @@ static enum vmb_limit vmb_update_goal(struct vmb_balloon *b)
 
 	WRITE_ONCE(b->goal, goal);
 	WRITE_ONCE(b->limited_by, limit);
-	return limit;
 }
 
 /* ---- The work item ---------------------------------------------------- */
@@ -280,6 +276,18 @@ static bool vmb_inflate_stale(struct vmb_balloon *b)
 	       READ_ONCE(vmb_params.protocol_changed) || vmb_holding_off(b);
 }
 
+/*
+ * Below its goal and slowed: that is what holds the balloon back now. Once
+ * the balloon reaches the goal, the goal's own reason (vmb_update_goal())
+ * stays.
+ */
+static void vmb_show_slowdown(struct vmb_balloon *b)
+{
+	if (b->inflate_slowed != VMB_LIMIT_NONE &&
+	    vmb_balloon_size(b) < b->goal)
+		WRITE_ONCE(b->limited_by, b->inflate_slowed);
+}
+
 /* Allocate and lock up to @frames, within the rate budget. */
 static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 {
@@ -289,14 +297,10 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 	unsigned int n;
 	LIST_HEAD(list);
 
-	/*
-	 * Below its goal and slowed: that is what holds the balloon back now;
-	 * the goal's own reason shows again once the balloon reaches it.
-	 */
-	if (b->inflate_slowed != VMB_LIMIT_NONE)
-		WRITE_ONCE(b->limited_by, b->inflate_slowed);
-	if (b->period_done >= budget)
+	if (b->period_done >= budget) {
+		vmb_show_slowdown(b);
 		return 0;
+	}
 	frames = min(frames, budget - b->period_done);
 	if (vmb_host_huge(&b->host) && !b->huge_failed &&
 	    frames >= vmb_frames(VMB_PAGE_2M))
@@ -330,6 +334,7 @@ static unsigned long vmb_inflate(struct vmb_balloon *b, unsigned long frames)
 		WRITE_ONCE(b->goal, vmb_balloon_size(b));
 		WRITE_ONCE(b->limited_by, VMB_LIMIT_FLOOR);
 	}
+	vmb_show_slowdown(b);
 	b->period_done += locked;
 	if (b->period_done >= budget)
 		b->period_saturated = &b->inflate;
@@ -362,7 +367,6 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 {
 	unsigned long now = jiffies, size, moved = 0;
 	struct vmb_host *h = &b->host;
-	enum vmb_limit limit;
 
 	b->timer_runs++;
 	/* Expire a hold-off even while nothing moves (see vmb_holding_off()). */
@@ -386,21 +390,12 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 	if (h->reset_required || b->period_failed)
 		goto wait;
 
-	limit = vmb_update_goal(b);
+	vmb_update_goal(b);
 	size = vmb_balloon_size(b);
 	if (size < b->goal)
 		moved = vmb_inflate(b, b->goal - size);
 	else if (size > b->goal)
 		moved = vmb_deflate(b, size - b->goal);
-	/*
-	 * A slowed inflate that reached the goal is no longer held back by
-	 * the slowdown: show the goal's own reason now, not at the next
-	 * period's goal update.
-	 */
-	if (b->inflate_slowed != VMB_LIMIT_NONE &&
-	    READ_ONCE(b->limited_by) == b->inflate_slowed &&
-	    vmb_balloon_size(b) == b->goal)
-		WRITE_ONCE(b->limited_by, limit);
 
 	if (moved && !b->period_failed && vmb_balloon_size(b) != b->goal)
 		return 0;
