@@ -52,6 +52,23 @@ static void say(const char *fmt, const char *id, int rc)
 		write_all(buf, (size_t)n);
 }
 
+/*
+ * Allocations retried for a while before giving up: under fault injection
+ * (tests/scenarios/test_faults.py) the kernel may refuse the agent's memory
+ * for a moment, and an agent that dies leaves the rig without a channel.
+ */
+static void *realloc_retry(void *old, size_t n)
+{
+	for (int i = 0; i < 500; i++) {
+		void *p = realloc(old, n);
+
+		if (p)
+			return p;
+		usleep(10000);
+	}
+	_exit(111);
+}
+
 /* growable buffer */
 struct buf {
 	char *p;
@@ -65,9 +82,7 @@ static void buf_add(struct buf *b, const void *d, size_t n)
 
 		while (cap < b->n + n + 1)
 			cap *= 2;
-		b->p = realloc(b->p, cap);
-		if (!b->p)
-			_exit(111);
+		b->p = realloc_retry(b->p, cap);
 		b->cap = cap;
 	}
 	memcpy(b->p + b->n, d, n);
@@ -178,9 +193,7 @@ static int do_dmesg(struct buf *out)
 
 	if (len < 16384)
 		len = 16384;
-	kb = malloc((size_t)len);
-	if (!kb)
-		return 1;
+	kb = realloc_retry(NULL, (size_t)len);
 	n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, kb, len);
 	if (n < 0) {
 		free(kb);
@@ -353,12 +366,11 @@ int main(int argc, char **argv)
 		}
 		*nl = 0;
 		size_t linelen = (size_t)(nl - in.p) + 1;
-		char *line = strdup(in.p);
+		char *line = realloc_retry(NULL, linelen);
 
+		memcpy(line, in.p, linelen);
 		memmove(in.p, in.p + linelen, in.n - linelen);
 		in.n -= linelen;
-		if (!line)
-			continue;
 		/* fields: id tmo len b64 */
 		char *f[4] = {0};
 		char *sp = line;
@@ -395,7 +407,7 @@ int main(int argc, char **argv)
 			free(line);
 			continue;
 		}
-		char *script = malloc(blen + 1);
+		char *script = realloc_retry(NULL, blen + 1);
 		size_t sn = b64_decode(b64, blen, script);
 
 		script[sn] = 0;

@@ -57,9 +57,12 @@ def _norm(st):
     return {re.sub(r'\s+', ' ', k): v for k, v in st.items()}
 
 
-def fail_page_alloc(r, probability, min_order=0, times=-1, ignore_gfp_wait=False):
-    """Make page allocations of every task fail at random (probability in %);
-    probability 0 stops it (retried: the guest's own fork may fail meanwhile)."""
+def fail_page_alloc(r, probability, min_order=0, times=-1, ignore_gfp_wait=True):
+    """Make page allocations of every task fail at random (probability in %),
+    by default only those that may not sleep (ignore-gfp-wait): the module's
+    own (it never reclaims for the balloon) and the kernel's atomic ones,
+    while user space, whose page faults and forks do reclaim, keeps the rig's
+    agent alive. Probability 0 stops it (retried, in case a fork fails)."""
     if probability == 0:
         for _ in range(20):
             try:
@@ -113,9 +116,10 @@ WARN_ALLOC_RE = re.compile(r'page allocation failure|vmalloc error:|FAULT_INJECT
 
 def guest_problems(r, kernel_warnings_ok=False):
     """dmesg problems, but the allocation failure reports of other kernel code
-    (fail_page_alloc fails every task's allocations; "page allocation failure"
-    dumps a stack, so does a failed vmalloc of insmod): those dumps count only
-    when their stack is in vmmemctl, which allocates with __GFP_NOWARN."""
+    (fail_page_alloc fails the atomic allocations of every task; "page
+    allocation failure" dumps a stack, so does a failed vmalloc of insmod):
+    those dumps count only when their stack is in vmmemctl, which allocates
+    with __GFP_NOWARN."""
     lines = r.dmesg().splitlines()
     out = []
     i = 0
@@ -204,8 +208,9 @@ def _inflate_under_faults(name, caps, target, probability, min_order):
 
 
 def test_faults_page_alloc_4k():
-    """fail_page_alloc at 2% for every allocation of every task (each failure
-    ends the module's inflate period) while 4 KiB pages inflate (batched),
+    """fail_page_alloc at 2% for every allocation that may not sleep, the
+    module's and the kernel's atomic ones (each failure ends the module's
+    inflate period) while 4 KiB pages inflate (batched),
     with a RESET, BUSY and 1 in 13 refused."""
     _inflate_under_faults('faults_4k', CAP_BASIC | CAP_BATCHED, 8192, 2, 0)
 
