@@ -133,8 +133,8 @@ def test_offline_movable_block_basic():
 
 def zones(text):
     """/proc/zoneinfo -> {zone: {'free', 'boost', 'min', 'low', 'high', 'managed',
-    'pcp'}} (pages; the watermarks include the boost; 'pcp' is the sum of the
-    zone's per-cpu lists)."""
+    'pcp', 'pcp_high'}} (pages; the watermarks include the boost; 'pcp' is the
+    sum of the zone's per-cpu lists, 'pcp_high' the largest one's limit)."""
     out, cur = {}, None
     for line in text.splitlines():
         m = re.match(r'Node \d+, zone\s+(\S+)', line)
@@ -144,6 +144,10 @@ def zones(text):
         m = re.match(r'\s+count:\s+(\d+)$', line)
         if m and cur is not None:
             cur['pcp'] += int(m.group(1))
+            continue
+        m = re.match(r'\s+high:\s+(\d+)$', line)
+        if m and cur is not None:
+            cur['pcp_high'] = max(cur.get('pcp_high', 0), int(m.group(1)))
             continue
         m = re.match(r'\s+(?:pages )?(free|boost|min|low|high|managed)\s+(\d+)$', line)
         if m and cur is not None and m.group(1) not in cur:
@@ -187,6 +191,10 @@ def test_movablecore_pressure_keeps_normal_zones():
                 # fallback into another pageblock type boosts every
                 # watermark, 512 pages of DMA32 seen on 6.12, to wake kswapd).
                 reserve = v['min'] - v['boost']
+                # One watermark check lets a per-cpu list refill up to its
+                # limit, so an ordinary allocation may take free that far
+                # below min.
+                reserve -= v.get('pcp_high', 0)
                 lows.append((v['free'] - reserve, n, what, v['free'], reserve))
             return kz
 
@@ -206,6 +214,8 @@ def test_movablecore_pressure_keeps_normal_zones():
                     n, v['free'] + v['pcp'], v['pcp'], v['high'] + share, v['high'], share)
         r.log('balloon %d pages; zones %s' % (full, kernel_zones(zones(r.cat('/proc/zoneinfo')[1]))))
         need_mib = mem['MemTotal'] * 60 // 100 // 1024
+        r.log('before the balloon: MemTotal %d KiB, MemAvailable %d KiB; memhog %d MiB' % (
+            mem['MemTotal'], mem['MemAvailable'], need_mib))
         r.sh('(memhog %d 2 > /tmp/hog.log 2>&1; echo "rc $?" >> /tmp/hog.log) &' % need_mib)
         t = time.monotonic()
         while time.monotonic() - t < 300:
@@ -216,18 +226,25 @@ def test_movablecore_pressure_keeps_normal_zones():
         sample('after')
         rc, log = r.cat('/tmp/hog.log')
         worst = min(lows)
-        r.log('%d samples; lowest free-min %d pages (%s, %s: free %d min %d)' % (
+        r.log('%d samples; lowest free-(min-refill) %d pages (%s, %s: free %d, min-refill %d)' % (
             (len(lows),) + worst))
-        assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, 'memhog: %s' % log
-        kills = [line for line in r.dmesg().splitlines() if OOM_RE.search(line)]
+        dmesg = r.dmesg().splitlines()
+        kills = [line for line in dmesg if OOM_RE.search(line)]
+        # The kernel's report names the zones and what the balloon held.
+        report = [line for line in dmesg if re.search(
+            r'invoked oom-killer|Node 0 (DMA|Normal|Movable)|free:|vmmemctl', line)]
+        assert 'rc 0' in log and 'touched %d MiB' % need_mib in log, \
+            'memhog: %s\nballoon: %s\n%s' % (log, r.stats(), '\n'.join(report[-30:]))
         assert not kills, 'OOM kill:\n' + '\n'.join(kills[:10])
         assert vmstat(r).get('oom_kill', 0) == 0
         # With small per-cpu lists the zone's free count falls only by what
-        # an allocation that passed the watermark check takes, so it stays
-        # above min unless the allocator dips into its reserves (reclaimers,
-        # __GFP_HIGH), which it does only when the zone is drained.
-        assert worst[0] > 0, 'zone %s at or below its min watermark (%s): free %d, min %d' % \
-            worst[1:]
+        # an allocation that passed the watermark check takes (at most one
+        # list refill), so it stays above min less that unless the allocator
+        # dips into its reserves (reclaimers, __GFP_HIGH), which it does only
+        # when the zone is drained. Seen on the debug kernel: DMA32 at 115,
+        # min 116, list limit 12.
+        assert worst[0] > 0, 'zone %s below its min watermark less one per-cpu refill ' \
+            '(%s): free %d, min-refill %d' % worst[1:]
         st = r.stats()
         assert st['current'] < full, 'the balloon gave nothing back: %s' % st
         assert r.host.locked_frames() == st['current']
