@@ -347,7 +347,11 @@ def run_pressure(driver, i):
             t = time.monotonic()
             rc, out = r.sh(script, timeout=160)
             res['hog_host_s'] = time.monotonic() - t
-            t0g = float(re.search(r'@t0 ([\d.]+)', out).group(1))
+            m = re.search(r'@t0 ([\d.]+)', out)
+            if not m:
+                # The guest died under the script (seen with vmw_balloon on 7.3).
+                raise RigError('no @t0 in the script output: %r' % out[-200:])
+            t0g = float(m.group(1))
             m = re.search(r'([\d.]+) memhog: touched', out)
             mrc = re.search(r'@rc (\d+)', out)
             res['hog_rc'] = int(mrc.group(1)) if mrc else None
