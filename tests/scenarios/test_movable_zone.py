@@ -189,12 +189,11 @@ def test_movablecore_pressure_keeps_normal_zones():
             for n, v in kz.items():
                 # The allocator's reserve starts at the unboosted min (a
                 # fallback into another pageblock type boosts every
-                # watermark, 512 pages of DMA32 seen on 6.12, to wake kswapd).
-                reserve = v['min'] - v['boost']
-                # One watermark check lets a per-cpu list refill up to its
-                # limit, so an ordinary allocation may take free that far
+                # watermark, 512 pages of DMA32 seen on 6.12, to wake kswapd),
+                # and one watermark check lets a per-cpu list refill up to
+                # its limit, so an ordinary allocation may take free that far
                 # below min.
-                reserve -= v.get('pcp_high', 0)
+                reserve = v['min'] - v['boost'] - v.get('pcp_high', 0)
                 lows.append((v['free'] - reserve, n, what, v['free'], reserve))
             return kz
 
