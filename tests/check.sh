@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Every test: prepare the machine (packages, guest kernels, initramfs), then
 # the static checks and the guest scenarios on every kernel of the matrix,
-# and the debug tier: the scenarios run_tests.py DEBUG_TIER names, on a KASAN/lockdep/
-# kmemleak build of Debian's 6.1 (tests/debug_kernel.sh; built once per
-# machine, then cached). Naming KERNELS (or DEBUG_TIER=0) leaves the debug
+# and the debug tier: every kernel test again, on a KASAN/lockdep/kmemleak
+# build of Debian's 6.1 (tests/debug_kernel.sh; built once per machine, then
+# cached). Naming KERNELS (or DEBUG_TIER=0) leaves the debug
 # tier out. Last line: "N passed, N failed".
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

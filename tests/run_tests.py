@@ -13,7 +13,7 @@ every kernel of the matrix (tests/setup.sh prepares it).
 
 The environment may say the same: KERNELS, TESTS (space-separated -k),
 REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
-The debug tier: the tests DEBUG_TIER names also run on the debug kernel
+The debug tier: every kernel test also runs on the debug kernel
 (tests/debug_kernel.sh); `make check` adds it when no KERNELS are named.
 JOBS worker processes (default 2) run the guest tests side by side, pulling
 them from one queue, kernels interleaved; their full output is in
@@ -93,39 +93,16 @@ def collect():
     return [(n, fn) for _, n, fn in tests]
 
 
-# The debug tier of `make check`: these also run on the debug kernel (KASAN,
-# lockdep, kmemleak, fault injection). Each costs a few minutes there (a slow
-# boot, and the leak check after rmmod), so they are few, chosen to cover the
-# paths that free pages and take the balloon lock under failure: page and
-# slab allocation faults with host RESET/BUSY/refusals, unload with a full
-# balloon, 2 MiB batches reset before an unload, unload while compaction
-# migrates ballooned pages. `make check-debug` runs every kernel test there.
-DEBUG_TIER = (
-    'test_faults::',
-    'test_balloon::test_rmmod_with_full_balloon',
-    'test_protocol::test_reset_inside_2m_batches_and_rmmod',
-    'test_migration::test_rmmod_while_compaction_loops',
-)
-
-
-def in_debug_tier(name):
-    return any(name == t or (t.endswith('::') and name.startswith(t)) for t in DEBUG_TIER)
-
-
 def per_kernel(fn):
     return getattr(fn, 'per_kernel', True)
 
 
 def plan(tests, matrix, repeat, debug_tier=()):
     """[(kernel or None, display name, fn)]: kernel-independent tests first,
-    then every kernel's tests in turn, then the debug tier's: on each kernel
-    of `debug_tier`, the tests DEBUG_TIER names."""
+    then every kernel test on each kernel of the matrix and of `debug_tier`."""
     out = [(None, n, fn) for n, fn in tests if not per_kernel(fn)]
-    for k in matrix:
+    for k in list(matrix) + list(debug_tier):
         out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests if per_kernel(fn)]
-    for k in debug_tier:
-        out += [(k, '[%s] %s' % (k.id, n), fn) for n, fn in tests
-                if per_kernel(fn) and in_debug_tier(n)]
     return [t for t in out for _ in range(repeat)]
 
 
@@ -271,7 +248,7 @@ def main():
     ap.add_argument('--jobs', type=int, default=int(os.environ.get('JOBS') or min(2, os.cpu_count() or 1)),
                     help='tests run side by side (default: 2 on 2 or more CPUs)')
     ap.add_argument('--debug-tier', default='', metavar='KERNEL',
-                    help='also run the tests DEBUG_TIER names on this (debug) kernel')
+                    help='also run every kernel test on this (debug) kernel')
     ap.add_argument('--debug-tier-failed', metavar='WHY',
                     help='the debug kernel could not be prepared: one failure, with WHY')
     ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
