@@ -14,7 +14,8 @@
 #   make clean
 #   make demo            boot a VMware-looking guest and watch the balloon
 #   make check           every test (static checks and guest scenarios), on
-#                        every kernel of the matrix (Debian's 6.1, 6.12, 7.x)
+#                        every kernel of the matrix (Debian's 6.1, 6.12, 7.x),
+#                        then every kernel test again on the debug kernel
 #       KERNELS=6.1      only these kernels ('6.12,7' for two)
 #       TESTS=reset      only tests whose name contains one of these words
 #       REPEAT=N         each selected test N times
@@ -22,6 +23,7 @@
 #                        lockdep, kmemleak, UBSAN, fault injection, ...); the
 #                        kernel is built once per machine (tests/debug_kernel.sh)
 #       TESTS=, REPEAT=  as for check
+#   make check-kcsan     the same on a KCSAN build (data races through the module)
 #   make bench           vmmemctl against the in-tree vmw_balloon (KERNEL=<id>)
 
 KVER ?= $(shell uname -r)
@@ -207,8 +209,11 @@ check:
 check-debug:
 	bash tests/check_debug.sh
 
+check-kcsan:
+	DEBUG_KERNEL_FLAVOUR=kcsan bash tests/check_debug.sh
+
 bench:
 	bash tests/bench.sh
 
 .PHONY: all modules install clean dkms-check dkms-files dkms-copy dkms-install \
-	dkms-uninstall deb deb-deps demo check check-debug bench FORCE vmb-probes-clean
+	dkms-uninstall deb deb-deps demo check check-debug check-kcsan bench FORCE vmb-probes-clean

@@ -24,8 +24,21 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VMMEMCTL_CACHE:-$REPO/.cache}
 DKC=${VMMEMCTL_DEBUG_KERNEL_CACHE:-/var/cache/vmmemctl/debug-kernel}
-FRAG="$REPO/tests/debug_kernel.config"
-ID=6.1-debug
+# DEBUG_KERNEL_FLAVOUR=kcsan (`make check-kcsan`): KCSAN instead of KASAN,
+# tests/debug_kernel_kcsan.config over the fragment, kernel 6.1-kcsan.
+FLAVOUR=${DEBUG_KERNEL_FLAVOUR:-debug}
+case "$FLAVOUR" in
+    debug) FRAG="$REPO/tests/debug_kernel.config" ;;
+    kcsan)
+        # one fragment: for each symbol the overlay's line, else the base's
+        FRAG=$(mktemp)
+        trap 'rm -f "$FRAG"' EXIT
+        awk '!/^[[:space:]]*(#|$)/ { key[$2] = $0; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+             END { for (i = 1; i <= n; i++) print key[order[i]] }' \
+            "$REPO/tests/debug_kernel.config" "$REPO/tests/debug_kernel_kcsan.config" > "$FRAG" ;;
+    *) echo "debug-kernel: unknown DEBUG_KERNEL_FLAVOUR $FLAVOUR" >&2; exit 1 ;;
+esac
+ID=6.1-$FLAVOUR
 OUT="$CACHE/kernels/$ID"
 # Niced, so more jobs than CPUs only take what other work leaves idle.
 JOBS=${DEBUG_KERNEL_JOBS:-$(( $(nproc) * 3 ))}
@@ -174,6 +187,14 @@ if [ "$(cat "$OUT/kver" 2>/dev/null)" != "$KVER" ] || [ "$(cat "$OUT/kdir" 2>/de
 fi
 # Boot arguments and the rig's timeout factor for this kernel (KASAN + lockdep
 # + debug_pagealloc under TCG).
-echo "debug_pagealloc=on page_owner=on kmemleak=on" > "$OUT/cmdline"
+# KCSAN sees a race only between two CPUs that run: every guest of that
+# kernel gets at least two vCPUs.
+if [ "$FLAVOUR" = kcsan ]; then
+    echo "page_owner=on kmemleak=on" > "$OUT/cmdline"
+    echo 2 > "$OUT/min_smp"
+else
+    echo "debug_pagealloc=on page_owner=on kmemleak=on" > "$OUT/cmdline"
+    rm -f "$OUT/min_smp"
+fi
 echo "${DEBUG_KERNEL_SLOWDOWN:-3}" > "$OUT/slowdown"
 say "kernel $ID: $KVER in $OUT (tree $L) ok in $(( $(date +%s) - T0 )) s"

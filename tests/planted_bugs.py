@@ -282,6 +282,12 @@ BUGS = [
      'item hangs)',
      [('stats.c', lit('vmb_show_ours(f, b); mutex_unlock(&b->lock);'), 'vmb_show_ours(f, b);')],
      [FULL], 'debug'),
+    ('stats-without-lock', 'data race',
+     'debugfs reads the balloon without its lock while the work item moves it '
+     '(a torn snapshot: the page counts do not add up)',
+     [('stats.c', lit('if (mutex_lock_interruptible(&b->lock)) return -EINTR;'), ''),
+      ('stats.c', lit('vmb_show_ours(f, b); mutex_unlock(&b->lock);'), 'vmb_show_ours(f, b);')],
+     ['test_debugfs.py::test_snapshots_add_up_while_the_balloon_moves']),
 ]
 
 

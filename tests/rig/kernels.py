@@ -80,6 +80,8 @@ class Kernel:
         self.vmlinuz = os.path.join(self.dir, 'vmlinuz')
         self.vmlinux = os.path.join(self.dir, 'vmlinux')
         self.modules_dir = os.path.join(self.dir, 'modules')
+        # a kernel self-built with the kernel's checkers (tests/debug_kernel.sh)
+        self.debug = kid.endswith(('-debug', '-kcsan'))
         # optional: boot arguments and a timeout factor (debug kernels)
         try:
             with open(os.path.join(self.dir, 'cmdline')) as f:
@@ -91,6 +93,12 @@ class Kernel:
                 self.slowdown = max(1.0, float(f.read().strip()))
         except (OSError, ValueError):
             self.slowdown = 1.0
+        # optional: the fewest vCPUs a guest of this kernel gets (KCSAN: 2)
+        try:
+            with open(os.path.join(self.dir, 'min_smp')) as f:
+                self.min_smp = max(1, int(f.read().strip()))
+        except (OSError, ValueError):
+            self.min_smp = 1
         # a loaded machine: RIG_SLOWDOWN raises the factor (never lowers it)
         self.slowdown = max(self.slowdown, float(os.environ.get('RIG_SLOWDOWN') or 1))
         # Where the module is built: a copy of the sources per kernel and per

@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def no_package(k):
     """A kernel Debian ships no headers package for (the debug kernel built
     from source): the package tests do not apply."""
-    if k.id.endswith('-debug'):
+    if k.debug:
         print('not applicable on %s: no Debian headers package to build against' % k.kver)
         return True
     return False

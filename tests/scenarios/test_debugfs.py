@@ -9,7 +9,7 @@ same balloon; their files are compared line by line.
 import os
 import re
 
-from common import CAPS_DEFAULT, DEBUGFS, Rig, HostConfig, finish, load, wait_size
+from common import CAPS_DEFAULT, DEBUGFS, Rig, HostConfig, boot, finish, load, wait_size
 from rig import parse_kv
 
 # The in-tree driver takes the whole 64-bit rbx as the target even where the
@@ -125,3 +125,68 @@ def test_debugfs_in_tree_layout():
     assert okv['target'] == okv['current'] == TARGET
     assert okv['alloc (2M)'] == okv['pages 2M'] == 2 and okv['pages 4k'] == 0, okv
     assert re.fullmatch(r'\d+ \(0 failed\)', str(okv['target#2'])), okv['target#2']
+
+
+# In the guest: debugfs and the sysfs files read back to back until
+# /tmp/readers.stop appears, each snapshot followed by '==='.
+READERS = r"""
+rm -f /tmp/readers.stop
+while [ ! -e /tmp/readers.stop ]; do
+    cat %s /sys/kernel/vmmemctl/size /sys/kernel/vmmemctl/goal /sys/kernel/vmmemctl/limited_by
+    echo ===
+done > /tmp/snaps 2>&1
+echo done > /tmp/readers.done
+""" % DEBUGFS
+
+# Per snapshot: alloc - free == pages + refused for each page size (the
+# in-tree lines fold to 'alloc (4k)', ours are 'pages 4k'); prints the first
+# torn ones and a summary line.
+CHECK_SNAPSHOTS = r"""awk -F: '
+BEGIN { sz["4k"]; sz["2M"] }
+function check(  s, held, listed) {
+    if (!n)
+        return
+    for (s in sz) {
+        held = a["alloc (" s ")"] - a["free (" s ")"]
+        listed = a["pages " s] + a["refused " s]
+        if (held != listed && ++bad <= 3)
+            print "torn snapshot " snaps " (" s "): alloc-free=" held ", pages+refused=" listed
+    }
+    seen[a["current"]] = 1
+    snaps++
+    n = 0
+    split("", a)
+}
+/^===/ { check(); next }
+NF >= 2 { k = $1; gsub(/[ \t]+/, " ", k); sub(/ $/, "", k); v = $2; gsub(/[ \t]/, "", v); a[k] = v; n++ }
+END { check(); c = 0; for (x in seen) c++; print "snapshots " snaps + 0 " torn " bad + 0 " sizes " c }
+' /tmp/snaps"""
+
+
+def test_snapshots_add_up_while_the_balloon_moves():
+    """Two vCPUs: debugfs read in a loop on one while the work item inflates
+    and deflates on the other. Every snapshot adds up (the reader takes the
+    balloon's lock), and the reads race nothing (the KCSAN kernel)."""
+    with boot('snapshots', smp=2) as r:
+        # ceilings, so that each move takes some seconds of reads
+        load(r, params='inflate_rate_max=8192 deflate_rate_max=8192')
+        rc, out = r.sh("cat > /tmp/readers.sh <<'EOF'\n%sEOF\nsh /tmp/readers.sh > /dev/null 2>&1 &"
+                       % READERS)
+        assert rc == 0, out
+        ram = r.meminfo()['MemTotal'] // 4
+        for target in (ram // 2, ram // 8, ram * 3 // 8, 0):
+            r.host.set_target(target)
+            wait_size(r, target, timeout=150)
+        rc, out = r.sh('touch /tmp/readers.stop; i=0; '
+                       'while [ ! -e /tmp/readers.done ] && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done; '
+                       + CHECK_SNAPSHOTS, timeout=120)
+        assert rc == 0, out
+        m = re.search(r'snapshots (\d+) torn (\d+) sizes (\d+)', out)
+        assert m, 'no summary from the snapshot check: %s' % out
+        snaps, torn, sizes = (int(g) for g in m.groups())
+        print('%d snapshots, %d balloon sizes among them, %d torn' % (snaps, sizes, torn))
+        assert torn == 0, out
+        # the reads really overlapped the moves: sizes between the targets
+        assert sizes >= 6, 'only %d balloon sizes in %d snapshots: the reads did not ' \
+            'overlap the moves' % (sizes, snaps)
+        finish(r)

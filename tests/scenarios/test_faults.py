@@ -45,7 +45,7 @@ def applicable():
     cfg = _kernel_config(k)
     need = ('CONFIG_FAIL_PAGE_ALLOC=y', 'CONFIG_FAILSLAB=y', 'CONFIG_FAULT_INJECTION_DEBUG_FS=y')
     have = cfg is not None and all(n in cfg for n in need)
-    if k.id.endswith('-debug'):
+    if k.debug:
         assert have, 'debug kernel %s without fault injection (%s)' % (k.kver, ', '.join(need))
     if not have:
         print('not applicable on %s (%s): no fault injection in this kernel' % (k.id, k.kver))

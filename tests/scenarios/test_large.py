@@ -91,7 +91,7 @@ def _lock_hold(name, params, cycles=1):
     marking the pages offline.
     """
     k = kernels.current()
-    if k.id.endswith('-debug'):
+    if k.debug:
         # KASAN, DEBUG_PAGEALLOC (every freed page unmapped) and friends make
         # every step many times slower: a latency bound means nothing there.
         print('not applicable on %s: a timing bound on a debug kernel' % k.id)
