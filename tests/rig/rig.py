@@ -749,7 +749,7 @@ class Rig:
                 text = self.console()
         lines = text.splitlines()
         return [l for i, l in enumerate(lines) if PROBLEM_RE.search(l)
-                and not ('BUG: KCSAN:' in l and not _kcsan_report_names_module(lines, i))]
+                and ('BUG: KCSAN:' not in l or _kcsan_report_names_module(lines, i))]
 
     def wait_for(self, pred, timeout=60, what='condition', interval=0.5):
         """Poll pred() until truthy; return its value. Raises RigError on timeout
