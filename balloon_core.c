@@ -2,7 +2,9 @@
 /*
  * vmmemctl - VMware memory balloon driver: the policy.
  *
- * A delayed work item polls the host's target once a second. Each run
+ * A delayed work item polls the host's target once a second, and ten
+ * times a second for five seconds after the target changed or the balloon
+ * moved (a host short of memory changes the target in steps). Each run
  * moves at most one request's worth of pages toward the goal (the host's
  * target, bounded by what the guest can give and what the admin allows)
  * and runs again at once while the per-second rate budget lasts (by
@@ -33,6 +35,9 @@
 
 /* Length of a rate period, and the poll interval. */
 #define VMB_PERIOD		HZ
+/* The quick poll interval, and how many quick polls follow a change. */
+#define VMB_QUICK_POLL		(HZ / 10)
+#define VMB_QUICK_POLLS		50
 
 static struct vmb_balloon vmb_balloon = {
 	.lock		= __MUTEX_INITIALIZER(vmb_balloon.lock),
@@ -153,8 +158,10 @@ static void vmb_update_goal(struct vmb_balloon *b)
 	enum vmb_limit limit = VMB_LIMIT_NONE;
 	u64 target = b->host.target;
 
-	if (target != b->host_target)
+	if (target != b->host_target) {
 		trace_vmmemctl_target(target, size);
+		b->quick_polls = VMB_QUICK_POLLS;
+	}
 	WRITE_ONCE(b->host_target, target);
 
 	goal = min_t(u64, target, ram);
@@ -221,10 +228,27 @@ void vmb_unlock(struct vmb_balloon *b)
 	trace_vmmemctl_lock_hold(held);
 }
 
+/* Ask the host for its target; a failure ends the period. */
+static void vmb_poll_target(struct vmb_balloon *b)
+{
+	u32 status;
+
+	status = vmb_host_get_target(&b->host, totalram_pages());
+	if (status != VMB_STATUS_SUCCESS) {
+		if (!b->host_failing)
+			pr_info("host does not answer GET_TARGET (%s); retrying every second\n",
+				vmb_status_name(status));
+		b->host_failing = true;
+		vmb_fail_period(b);
+	} else if (b->host_failing) {
+		pr_info("host answers again\n");
+		b->host_failing = false;
+	}
+}
+
 static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 {
 	unsigned long refused = vmb_refused_frames(b);
-	u32 status;
 
 	/*
 	 * Refused pages stay allocated while the balloon is still inflating,
@@ -252,17 +276,7 @@ static void vmb_new_period(struct vmb_balloon *b, unsigned long now)
 	 * tells the host the guest's RAM (a hot-add, say): once a period, even
 	 * while the balloon moves.
 	 */
-	status = vmb_host_get_target(&b->host, totalram_pages());
-	if (status != VMB_STATUS_SUCCESS) {
-		if (!b->host_failing)
-			pr_info("host does not answer GET_TARGET (%s); retrying every second\n",
-				vmb_status_name(status));
-		b->host_failing = true;
-		vmb_fail_period(b);
-	} else if (b->host_failing) {
-		pr_info("host answers again\n");
-		b->host_failing = false;
-	}
+	vmb_poll_target(b);
 }
 
 /*
@@ -365,7 +379,7 @@ static unsigned long vmb_deflate(struct vmb_balloon *b, unsigned long frames)
 /* One run of the work item. Return: delay before the next run. */
 static unsigned long vmb_step(struct vmb_balloon *b)
 {
-	unsigned long now = jiffies, size, moved = 0;
+	unsigned long now = jiffies, size, moved = 0, delay;
 	struct vmb_host *h = &b->host;
 
 	b->timer_runs++;
@@ -386,7 +400,11 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 			return VMB_PERIOD;
 		}
 		vmb_new_period(b, now);
+	} else if (b->quick_poll_due && !h->reset_required) {
+		/* (The pressure path may have met a RESET since.) */
+		vmb_poll_target(b);
 	}
+	b->quick_poll_due = false;
 	if (h->reset_required || b->period_failed)
 		goto wait;
 
@@ -397,10 +415,24 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 	else if (size > b->goal)
 		moved = vmb_deflate(b, size - b->goal);
 
-	if (moved && !b->period_failed && vmb_balloon_size(b) != b->goal)
-		return 0;
+	if (moved) {
+		b->quick_polls = VMB_QUICK_POLLS;
+		if (!b->period_failed && vmb_balloon_size(b) != b->goal)
+			return 0;
+	}
 wait:
-	return time_after(b->period_end, now) ? b->period_end - now : 1;
+	delay = time_after(b->period_end, now) ? b->period_end - now : 1;
+	/*
+	 * At the goal, soon after a change: ask again before the period ends.
+	 * Not while the rate budget or a failure holds the balloon back.
+	 */
+	if (b->quick_polls && delay > VMB_QUICK_POLL && !h->reset_required &&
+	    !b->period_failed && vmb_balloon_size(b) == b->goal) {
+		b->quick_polls--;
+		b->quick_poll_due = true;
+		delay = VMB_QUICK_POLL;
+	}
+	return delay;
 }
 
 static void vmb_work(struct work_struct *work)

@@ -207,6 +207,10 @@ struct vmb_page_stats {
  * @period_saturated: the rate that limited this period, grown when it ends
  * @period_failed: something failed in this period; no more until it ends
  * @huge_failed: a 2 MiB allocation failed in this period
+ * @quick_polls: polls left at the quick interval, after the target
+ *               changed or the balloon moved
+ * @quick_poll_due: the next work run, before the period ends, polls the
+ *                  target
  * @holdoff_until: jiffies before which the balloon does not inflate,
  *                 after it gave memory back under pressure; valid only
  *                 while @holding_off
@@ -258,6 +262,8 @@ struct vmb_balloon {
 	struct vmb_rate *period_saturated;
 	bool period_failed;
 	bool huge_failed;
+	unsigned int quick_polls;
+	bool quick_poll_due;
 	unsigned long holdoff_until;
 	bool holding_off;
 	struct vmb_signals signals;

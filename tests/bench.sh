@@ -5,6 +5,7 @@
 #   BENCH_QUICK=1  one run, batched modes only, large balloons in the 2 GiB guest only
 #   BENCH_ONLY=large,pressure,modes,fragmentation  only these workloads
 #   BENCH_LARGE_MB=2048[,8192]       large balloons: only guests of these sizes
+#   BENCH_LARGE_MODES=batched+2M[,batched]  large balloons: only these modes
 #   KERNEL=<id>    the guest kernel of the matrix (default: the first, 6.1)
 # Table: stdout and tests/out/bench/results.md (raw: tests/out/bench/runs.json).
 set -euo pipefail

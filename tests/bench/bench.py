@@ -10,6 +10,8 @@
                                           # fragmentation, large
                                           # (comma-separated)
     BENCH_LARGE_MB=2048 ...               # large balloons: only guests of these sizes
+    BENCH_LARGE_MODES=batched+2M ...      # large balloons: only these modes (batched,
+                                          # batched+2M)
 
 Every workload boots a fresh guest per driver, alternating vmmemctl, vmw_balloon,
 vmmemctl, ... Each figure is the median of the runs with [min-max]. The table
@@ -63,6 +65,9 @@ if QUICK:
 if os.environ.get('BENCH_LARGE_MB'):
     _want = [int(x) for x in os.environ['BENCH_LARGE_MB'].split(',')]
     LARGE_GUESTS = [g for g in LARGE_GUESTS if g[0] in _want]
+if os.environ.get('BENCH_LARGE_MODES'):
+    _want = os.environ['BENCH_LARGE_MODES'].split(',')
+    LARGE_MODES = [m for m in LARGE_MODES if m[0] in _want]
 ONLY = set(x for x in os.environ.get('BENCH_ONLY', 'modes,pressure,fragmentation,large').split(',') if x)
 
 

@@ -249,8 +249,8 @@ def test_basic_inflate_polls_target_every_period():
         load(r)
         ram = r.meminfo()['MemTotal'] // 4
         time.sleep(2)
-        h.set_target(32768)
-        wait_size(r, 32768, timeout=300)
+        h.set_target(57344)
+        wait_size(r, 57344, timeout=300)
         locks = h.commands('LOCK')
         first, last = locks[0]['n'], locks[-1]['n']
         r.wait_for(lambda: h.commands('GET_TARGET')[-1]['n'] > last, timeout=10,

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Protocol modes: what the host grants decides what the guest sends."""
 
+import time
+
 from common import (CAP_2M, CAP_64BIT_TARGET, CAP_BASIC, CAP_BATCHED, assert_accounting,
                     assert_guest_clean, assert_host_clean, boot, finish, load, set_param,
                     wait_size)
@@ -139,4 +141,59 @@ def test_64bit_target_clamped():
         wait_size(r, 0, timeout=120)
         assert_host_clean(r)
         assert_guest_clean(r)
+        finish(r)
+
+
+def test_quick_polls_after_a_change_then_once_a_second():
+    """After the balloon moved, the driver asks for the target ten times a
+    second for about five seconds (a host short of memory changes it in
+    steps: the next step is seen within a tenth of a second, not up to a
+    second later), then once a second again, as vmw_balloon does. Times
+    are guest time: the host reads the guest's jiffies at each GET_TARGET
+    (QEMU's clock stands still while the host answers)."""
+    with boot('quick_polls', caps=CAP_BASIC | CAP_BATCHED | CAP_64BIT_TARGET) as r:
+        h = r.host
+        hz, _ = r.guest_clock()
+        load(r)
+
+        def polls(after):
+            clock = dict(h.clock_samples)
+            return [(c['n'], clock[c['n']], c['result']) for c in h.commands('GET_TARGET')
+                    if c['n'] > after and c['n'] in clock]
+
+        h.set_target(4096)
+        wait_size(r, 4096, timeout=120)
+        n0 = h.commands()[-1]['n']
+        r.wait_for(lambda: len(polls(n0)) > 1 and polls(n0)[-1][1] - polls(n0)[0][1] >= 12 * hz,
+                   timeout=180, what='12 s of guest time after the inflate')
+        t = [j for _, j, _ in polls(n0)]
+        gaps = [(b - a) / hz for a, b in zip(t, t[1:])]
+        short = [i for i, g in enumerate(gaps) if g <= 0.3]
+        assert short, 'no quick poll after the balloon moved: gaps %s' % gaps[:10]
+        quick, idle = gaps[:short[-1] + 1], gaps[short[-1] + 1:]
+        r.log('%d polls in %.1f s of guest time after the balloon moved, then %d gaps of %.2f-%.2f s' % (
+            len(quick), sum(quick), len(idle), min(idle or [0]), max(idle or [0])))
+        # 50 quick polls, and the period's own poll once a second between them
+        assert 45 <= len(quick) <= 70 and sum(quick) <= 8, \
+            '%d polls in %.1f s after the balloon moved (50 quick ones expected)' % (len(quick), sum(quick))
+        assert max(quick) <= 0.3, 'a gap of %.2f s among the quick polls' % max(quick)
+        # (the first idle gap runs from the last quick poll to the period's end)
+        assert len(idle) >= 4 and idle[0] <= 1.3 and all(0.8 <= g <= 1.3 for g in idle[1:]), \
+            'at rest the target is polled once a second: gaps %s' % ['%.2f' % g for g in idle]
+
+        # A step a second after the balloon reached the last one: seen by
+        # the next quick poll.
+        h.set_target(8192)
+        wait_size(r, 8192, timeout=120)
+        n1 = h.commands()[-1]['n']
+        time.sleep(1)
+        h.set_target(2048)
+        wait_size(r, 2048, timeout=120)
+        seen = polls(n1)
+        first = next(i for i, p in enumerate(seen) if p[2] == 2048)
+        assert first > 0, 'no GET_TARGET before the step was seen'
+        gap = (seen[first][1] - seen[first - 1][1]) / hz
+        r.log('the step to 2048 was seen %.2f s after the poll before it' % gap)
+        assert gap <= 0.3, 'the step was seen %.2f s after the poll before it' % gap
+        assert_accounting(r.stats())
         finish(r)
