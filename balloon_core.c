@@ -33,11 +33,17 @@
 #define CREATE_TRACE_POINTS
 #include "vmmemctl_trace.h"
 
-/* Length of a rate period, and the poll interval. */
+/* Length of a rate period: the rate budgets are per period. */
 #define VMB_PERIOD		HZ
-/* The quick poll interval, and how many quick polls follow a change. */
+/*
+ * Between period ends the target is polled again: at rest every half
+ * period (without the doorbell, a new target waits a quarter of a second
+ * on average, not half a second), and at the quick interval for about five
+ * seconds after a change.
+ */
+#define VMB_IDLE_POLL		(VMB_PERIOD / 2)
 #define VMB_QUICK_POLL		(HZ / 10)
-#define VMB_QUICK_POLLS		50
+#define VMB_QUICK_POLLS		(5 * HZ / VMB_QUICK_POLL)
 
 static struct vmb_balloon vmb_balloon = {
 	.lock		= __MUTEX_INITIALIZER(vmb_balloon.lock),
@@ -423,14 +429,21 @@ static unsigned long vmb_step(struct vmb_balloon *b)
 wait:
 	delay = time_after(b->period_end, now) ? b->period_end - now : 1;
 	/*
-	 * At the goal, soon after a change: ask again before the period ends.
-	 * Not while the rate budget or a failure holds the balloon back.
+	 * At the goal: ask again before the period ends, sooner soon after a
+	 * change. Not while the rate budget or a failure holds the balloon
+	 * back.
 	 */
-	if (b->quick_polls && delay > VMB_QUICK_POLL && !h->reset_required &&
-	    !b->period_failed && vmb_balloon_size(b) == b->goal) {
-		b->quick_polls--;
-		b->quick_poll_due = true;
-		delay = VMB_QUICK_POLL;
+	if (!h->reset_required && !b->period_failed &&
+	    vmb_balloon_size(b) == b->goal) {
+		unsigned long poll = b->quick_polls ? VMB_QUICK_POLL :
+						      VMB_IDLE_POLL;
+
+		if (delay > poll) {
+			if (b->quick_polls)
+				b->quick_polls--;
+			b->quick_poll_due = true;
+			delay = poll;
+		}
 	}
 	return delay;
 }
