@@ -147,9 +147,9 @@ def phase(r, pages, calib, timeout=240):
     res = {'cmds': s1['commands'] - n0, 'lock_cmds': lock, 'guest_s': guest_s,
            'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1] - calib[2] * guest_s),
            'host_s': t1 - t0}
-    # Both drivers poll the target once a second, so up to a second of
-    # guest_s is the phase of that poll against the moment the target
-    # changed: the time from the first GET_TARGET that returned the new
+    # vmw_balloon polls the target once a second, vmmemctl twice at rest,
+    # so up to a second (half a second) of guest_s is the phase of that poll
+    # against the moment the target changed: the time from the first GET_TARGET that returned the new
     # target (the guest's clock, read by the host) is the driver's own.
     uptime = getattr(r, 'bench_uptime', None)
     if uptime:
@@ -564,7 +564,8 @@ rate measured for 3 s before; it is a proxy for the driver's
 work, not a per-thread attribution. *time to target*: guest uptime from the target
 change until the host holds it, minus one agent round trip (the CPU figure likewise
 subtracts the guest CPU of one idle agent round trip); TCG makes absolute times
-meaningless, the ratio is the result (both drivers poll the target once a second).
+meaningless, the ratio is the result (at rest vmw_balloon polls the target once a second,
+vmmemctl twice; after the first poll that saw the target, the poll's phase is out).
 *load overhead*: MemFree before insmod vs 2 s after with target 0 (page cache dropped
 both times), noisy to a few hundred KiB; for vmw_balloon it includes vmw_vmci.
 *pressure*: %d MiB guest, host target 90%% of its pages, balloon left to grow until stable

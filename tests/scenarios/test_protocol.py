@@ -174,7 +174,7 @@ def test_quick_polls_after_a_change_then_twice_a_second():
         quick, idle = gaps[:short[-1] + 1], gaps[short[-1] + 1:]
         r.log('%d polls in %.1f s of guest time after the balloon moved, then %d gaps of %.2f-%.2f s' % (
             len(quick), sum(quick), len(idle), min(idle or [0]), max(idle or [0])))
-        # 50 quick polls, and the period's own poll once a second between them
+        # 50 quick polls, and the period's own poll once a second among them
         assert 45 <= len(quick) <= 70 and sum(quick) <= 8, \
             '%d polls in %.1f s after the balloon moved (50 quick ones expected)' % (len(quick), sum(quick))
         assert max(quick) <= 0.3, 'a gap of %.2f s among the quick polls' % max(quick)
