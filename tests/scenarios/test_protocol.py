@@ -169,15 +169,17 @@ def test_quick_polls_after_a_change_then_twice_a_second():
                    timeout=180, what='12 s of guest time after the inflate')
         t = [j for _, j, _ in polls(n0)]
         gaps = [(b - a) / hz for a, b in zip(t, t[1:])]
-        short = [i for i, g in enumerate(gaps) if g <= 0.3]
-        assert short, 'no quick poll after the balloon moved: gaps %s' % gaps[:10]
-        quick, idle = gaps[:short[-1] + 1], gaps[short[-1] + 1:]
+        # The quick polls: the gaps up to the first one longer than 0.3 s
+        # (at rest a short gap comes too, where a half-period poll falls
+        # just before the period's end).
+        n_quick = next((i for i, g in enumerate(gaps) if g > 0.3), len(gaps))
+        quick, idle = gaps[:n_quick], gaps[n_quick:]
+        assert quick, 'no quick poll after the balloon moved: gaps %s' % gaps[:10]
         r.log('%d polls in %.1f s of guest time after the balloon moved, then %d gaps of %.2f-%.2f s' % (
             len(quick), sum(quick), len(idle), min(idle or [0]), max(idle or [0])))
         # 50 quick polls, and the period's own poll once a second among them
         assert 45 <= len(quick) <= 70 and sum(quick) <= 8, \
             '%d polls in %.1f s after the balloon moved (50 quick ones expected)' % (len(quick), sum(quick))
-        assert max(quick) <= 0.3, 'a gap of %.2f s among the quick polls' % max(quick)
         # (the first two idle gaps run from the last quick poll to the
         # period's middle or end)
         assert len(idle) >= 8 and max(idle[:2]) <= 0.7 and all(0.35 <= g <= 0.7 for g in idle[2:]), \
