@@ -148,9 +148,10 @@ def phase(r, pages, calib, timeout=240):
            'cpu_s': max(0.0, (cpu1 - cpu0) / 100.0 - calib[1] - calib[2] * guest_s),
            'host_s': t1 - t0}
     # vmw_balloon polls the target once a second, vmmemctl twice at rest,
-    # so up to a second (half a second) of guest_s is the phase of that poll
-    # against the moment the target changed: the time from the first GET_TARGET that returned the new
-    # target (the guest's clock, read by the host) is the driver's own.
+    # so up to a second (half a second) of guest_s is the phase of that
+    # poll against the moment the target changed: the time from the first
+    # GET_TARGET that returned the new target (the guest's clock, read by
+    # the host) is the driver's own.
     uptime = getattr(r, 'bench_uptime', None)
     if uptime:
         clock = dict(r.host.clock_samples)
