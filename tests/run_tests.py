@@ -10,18 +10,14 @@ every kernel of the matrix (tests/setup.sh prepares it).
     python3 tests/run_tests.py -l              # list
 
     python3 tests/run_tests.py --debug-tier 6.1-debug   # + the debug tier
-    python3 tests/run_tests.py --debug-tier 6.1-debug \
-        --build-debug-tier 'bash tests/debug_kernel.sh'  # built beside the matrix
 
 The environment may say the same: KERNELS, TESTS (space-separated -k),
 REPEAT, JOBS (what `make check KERNELS=6.1 TESTS=reset REPEAT=5` passes on).
 The debug tier: every kernel test also runs on the debug kernel
-(tests/debug_kernel.sh); `make check` adds it when no KERNELS are named,
-and has its kernel built (or taken from the cache) beside the matrix's tests
-(--build-debug-tier, niced); the debug tier's tests then run after the
-matrix's. JOBS worker processes (default 2) run the guest tests side by side,
-pulling them from one queue, kernels interleaved; their full output is in
-tests/out/worker-<n>.log (the debug tier's after a build: worker-debug-<n>.log).
+(tests/debug_kernel.sh); `make check` adds it when no KERNELS are named.
+JOBS worker processes (default 2) run the guest tests side by side, pulling
+them from one queue, kernels interleaved; their full output is in
+tests/out/worker-<n>.log.
 
 Tests are the test_* functions of tests/static_checks.py, tests/rig/ and
 tests/scenarios/*.py. Every test runs once per kernel, named
@@ -40,7 +36,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import traceback
 import unittest
@@ -165,12 +160,11 @@ def run_queue(runs, queue, results):
         run_inline(by_name.get(name, []), results)
 
 
-def run_parallel(runs, args, jobs, results, debug_arg, tag=''):
+def run_parallel(runs, args, jobs, results):
     """The kernels' tests on `jobs` worker processes pulling from one queue
     (kernels side by side, the slow ones spread). The workers' outputs (but
     the rig's log lines) are relayed as they come; everything is in
-    tests/out/worker-<tag><n>.log. The workers take the debug tier named
-    by `debug_arg` ('' for none)."""
+    tests/out/worker-<n>.log."""
     d = os.path.join(kernels.REPO, 'tests', 'out')
     os.makedirs(d, exist_ok=True)
     names = []
@@ -191,23 +185,22 @@ def run_parallel(runs, args, jobs, results, debug_arg, tag=''):
         f.write(''.join(n + '\n' for n in order))
     active = []   # [proc, log, offset, result file]
     try:
-        _start_and_relay(d, queue, args, jobs, active, results, debug_arg, tag)
+        _start_and_relay(d, queue, args, jobs, active, results)
     finally:
         for a in active:
             a[0].kill()
         os.remove(queue)
 
 
-def _start_and_relay(d, queue, args, jobs, active, results, debug_arg, tag):
+def _start_and_relay(d, queue, args, jobs, active, results):
     for i in range(jobs):
-        log = os.path.join(d, 'worker-%s%d.log' % (tag, i))
-        res = os.path.join(d, 'worker-%s%d.json' % (tag, i))
+        log, res = os.path.join(d, 'worker-%d.log' % i), os.path.join(d, 'worker-%d.json' % i)
         for f in (log, res):
             if os.path.exists(f):
                 os.remove(f)
         cmd = [sys.executable, os.path.abspath(__file__), '--kernels', args.kernels or '',
                '--kernel-tests-only', '--worker', res, '--queue', queue, '--repeat', str(args.repeat),
-               '--debug-tier', debug_arg]
+               '--debug-tier', args.debug_tier]
         for sub in args.k:
             cmd += ['-k', sub]
         with open(log, 'w') as f:
@@ -244,67 +237,6 @@ def _start_and_relay(d, queue, args, jobs, active, results, debug_arg, tag):
                     per[1] += fl
 
 
-def run_kernel_tests(kruns, args, results, debug_arg, tag=''):
-    """Run the kernel tests `kruns`: side by side on args.jobs workers, or
-    here when one job (or one test) is all there is. Returns the jobs used."""
-    jobs = max(1, min(args.jobs, len(set(t[1] for t in kruns))))
-    if jobs > 1:
-        before = len(results['passed']) + len(results['failed'])
-        run_parallel(kruns, args, jobs, results, debug_arg, tag)
-        missing = len(kruns) - (len(results['passed']) + len(results['failed']) - before)
-        if missing:
-            results['failed'].append('%d queued tests never ran' % missing)
-    else:
-        run_inline(kruns, results)
-    return jobs
-
-
-class DebugBuild:
-    """The debug tier's kernel, built (or taken from its cache) by `cmd` in
-    the background while the matrix's tests run (its make is niced); output
-    in tests/out/debug-kernel.log."""
-
-    def __init__(self, cmd):
-        d = os.path.join(kernels.REPO, 'tests', 'out')
-        os.makedirs(d, exist_ok=True)
-        self.log = os.path.join(d, 'debug-kernel.log')
-        self.t0 = time.monotonic()
-        self.done_at = None
-        with open(self.log, 'w') as f:
-            self.proc = subprocess.Popen(['bash', '-c', cmd], stdout=f, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=kernels.REPO,
-                                         start_new_session=True)
-        print('debug tier: its kernel is being prepared beside the tests: %s (log: %s)' % (
-            cmd, os.path.relpath(self.log, kernels.REPO)), flush=True)
-        threading.Thread(target=self._reap, daemon=True).start()
-
-    def _reap(self):
-        self.proc.wait()
-        self.done_at = time.monotonic()
-
-    def wait(self):
-        """Wait for the build; True when it succeeded. Says how long it took
-        and how long the tests waited for it."""
-        t = time.monotonic()
-        self.proc.wait()
-        while self.done_at is None:
-            time.sleep(0.1)
-        print('debug tier: kernel build done (exit %d) %.0f s after the start; the tests waited %.0f s for it'
-              % (self.proc.returncode, self.done_at - self.t0, max(0.0, self.done_at - t)), flush=True)
-        if self.proc.returncode:
-            with open(self.log, errors='replace') as f:
-                tail = f.read().splitlines()[-20:]
-            print('\n'.join('  | ' + line for line in tail))
-        return self.proc.returncode == 0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, 15)
-            except OSError:
-                pass
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('-k', action='append', default=[], help='substring of test names to run')
@@ -317,9 +249,8 @@ def main():
                     help='tests run side by side (default: 2 on 2 or more CPUs)')
     ap.add_argument('--debug-tier', default='', metavar='KERNEL',
                     help='also run every kernel test on this (debug) kernel')
-    ap.add_argument('--build-debug-tier', metavar='CMD',
-                    help="prepare the debug tier's kernel with CMD beside the matrix's tests; "
-                         "its tests then run after them")
+    ap.add_argument('--debug-tier-failed', metavar='WHY',
+                    help='the debug kernel could not be prepared: one failure, with WHY')
     ap.add_argument('--kernel-tests-only', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--worker', metavar='RESULTS', help=argparse.SUPPRESS)
     ap.add_argument('--queue', help=argparse.SUPPRESS)
@@ -327,38 +258,31 @@ def main():
     args.k += os.environ.get('TESTS', '').split()
     os.environ.pop('TESTS', None)
 
-    building = bool(args.build_debug_tier and args.debug_tier and not args.worker)
     try:
         matrix = kernels.select(args.kernels)
-        # A debug kernel still to be built is selected once it is.
-        debug_tier = kernels.select(args.debug_tier) if args.debug_tier and not building else []
+        debug_tier = kernels.select(args.debug_tier) if args.debug_tier else []
     except kernels.KernelError as e:
         print('run_tests: %s' % e)
         print('0 passed, 1 failed')
         return 1
-    tests = collect()
+    runs = [t for t in plan(collect(), matrix, max(1, args.repeat), debug_tier)
+            if not args.k or any(k in t[1] for k in args.k)]
     # Quarantined tests (known to fail in the full run, with the reason)
     # run only when asked for: QUARANTINE=1. They are listed at the end.
-    quarantined = set()
-
-    def chosen(matrix, debug_tier, kernel_tests_only):
-        runs = [t for t in plan(tests, matrix, max(1, args.repeat), debug_tier)
-                if not args.k or any(k in t[1] for k in args.k)]
-        quarantined.update('%s: %s' % (t[1].split('] ')[-1], t[2].quarantined) for t in runs
-                           if getattr(t[2], 'quarantined', None))
-        if os.environ.get('QUARANTINE') != '1':
-            runs = [t for t in runs if not getattr(t[2], 'quarantined', None)]
-        if kernel_tests_only:
-            runs = [t for t in runs if t[0] is not None]
-        return runs
-
-    runs = chosen(matrix, debug_tier, args.kernel_tests_only)
+    quarantined = sorted(set('%s: %s' % (t[1].split('] ')[-1], t[2].quarantined) for t in runs
+                             if getattr(t[2], 'quarantined', None)))
+    if os.environ.get('QUARANTINE') != '1':
+        runs = [t for t in runs if not getattr(t[2], 'quarantined', None)]
+    if args.kernel_tests_only:
+        runs = [t for t in runs if t[0] is not None]
     if args.l:
         for _, n, _ in runs:
             print(n)
         return 0
 
     results = {'passed': [], 'failed': [], 'per': {}}
+    if args.debug_tier_failed:
+        results['failed'].append('debug tier: %s' % args.debug_tier_failed)
     if args.worker:
         if args.queue:
             run_queue(runs, args.queue, results)
@@ -375,30 +299,17 @@ def main():
             sum(1 for t in runs if t[0] in debug_tier)))
     print('QEMU: %s (%s)' % (kernels.qemu_version(), kernels.qemu()), flush=True)
     t_all = time.monotonic()
-    build = DebugBuild(args.build_debug_tier) if building else None
-    try:
-        run_inline([t for t in runs if t[0] is None], results)
-        jobs = run_kernel_tests([t for t in runs if t[0] is not None], args, results,
-                                '' if building else args.debug_tier)
-        if build:
-            if not build.wait():
-                results['failed'].append('debug tier: %r failed (log: %s)' % (
-                    args.build_debug_tier, os.path.relpath(build.log, kernels.REPO)))
-            else:
-                try:
-                    debug_tier = kernels.select(args.debug_tier)
-                except kernels.KernelError as e:
-                    debug_tier = []
-                    results['failed'].append('debug tier: %s' % e)
-            if debug_tier:
-                druns = chosen([], debug_tier, True)
-                print('debug tier: %s (%s): %d tests' % (
-                    ', '.join(k.id for k in debug_tier), ', '.join(k.kver for k in debug_tier),
-                    len(druns)), flush=True)
-                run_kernel_tests(druns, args, results, args.debug_tier, 'debug-')
-    finally:
-        if build:
-            build.stop()
+    run_inline([t for t in runs if t[0] is None], results)
+    kruns = [t for t in runs if t[0] is not None]
+    jobs = max(1, min(args.jobs, len(set(t[1] for t in kruns))))
+    if jobs > 1:
+        before = len(results['passed']) + len(results['failed'])
+        run_parallel(kruns, args, jobs, results)
+        missing = len(kruns) - (len(results['passed']) + len(results['failed']) - before)
+        if missing:
+            results['failed'].append('%d queued tests never ran' % missing)
+    else:
+        run_inline(kruns, results)
 
     print('\n%d tests in %.0fs; QEMU: %s; %s' % (
         len(results['passed']) + len(results['failed']), time.monotonic() - t_all,
@@ -406,7 +317,7 @@ def main():
     for key, (p, f) in results['per'].items():
         print('  %-12s %d passed, %d failed' % ('kernel ' + key if key != 'any' else 'any kernel', p, f))
     if not args.worker and os.environ.get('QUARANTINE') != '1':
-        for q in sorted(quarantined):
+        for q in quarantined:
             print('QUARANTINED (not run; QUARANTINE=1 runs it): %s' % q)
     for n in results['failed']:
         print('FAILED: %s' % n)
