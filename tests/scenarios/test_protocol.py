@@ -177,12 +177,11 @@ def test_quick_polls_after_a_change_then_twice_a_second():
         assert quick, 'no quick poll after the balloon moved: gaps %s' % gaps[:10]
         r.log('%d polls in %.1f s of guest time after the balloon moved, then %d gaps of %.2f-%.2f s' % (
             len(quick), sum(quick), len(idle), min(idle or [0]), max(idle or [0])))
-        # 50 quick polls, and the period's own poll once a second among them;
-        # a long gap among them ends the quick phase early
-        assert len(quick) >= 45 or not idle, \
-            'a gap of %.2f s after only %d quick polls' % (idle[0], len(quick))
+        # 50 quick polls, and the period's own poll once a second among them
+        # (a long gap among them ends the quick phase early: named below)
         assert 45 <= len(quick) <= 70 and sum(quick) <= 8, \
-            '%d polls in %.1f s after the balloon moved (50 quick ones expected)' % (len(quick), sum(quick))
+            '%d polls in %.1f s after the balloon moved (50 quick ones expected)%s' % (
+                len(quick), sum(quick), ', then a gap of %.2f s' % idle[0] if idle else '')
         # (the first two idle gaps run from the last quick poll to the
         # period's middle or end)
         assert len(idle) >= 8 and max(idle[:2]) <= 0.7 and all(0.35 <= g <= 0.7 for g in idle[2:]), \
